@@ -1,0 +1,46 @@
+# Every external dependency is found here, once, so that the component CMakeLists only link targets.
+
+find_program(CCACHE_PROGRAM ccache)
+if(CCACHE_PROGRAM)
+  set(CMAKE_CXX_COMPILER_LAUNCHER ${CCACHE_PROGRAM})
+  set(CMAKE_C_COMPILER_LAUNCHER ${CCACHE_PROGRAM})
+endif()
+
+find_package(Torch REQUIRED)
+# Open MPI's C++ bindings need libmpi_cxx, which not every machine has; we use the C API only.
+add_compile_definitions(OMPI_SKIP_MPICXX=1)
+find_package(MPI REQUIRED COMPONENTS C)
+find_package(HDF5 REQUIRED COMPONENTS C)
+find_package(Boost 1.74 REQUIRED COMPONENTS log log_setup thread filesystem)
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 REQUIRED)
+find_package(Threads REQUIRED)
+if(VESSELTUNE_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+
+# Torch targets carry their own flags (C++11 ABI); keep them off our C files.
+set(VESSELTUNE_TORCH_LIBS ${TORCH_LIBRARIES})
+
+# CUDA + NCCL: the GPU collectives depend on the CUDA runtime and NCCL only, so they compile wherever the
+# toolkit is installed, with a CPU-only LibTorch too. Whether LibTorch itself has CUDA is a separate fact
+# (VESSELTUNE_TORCH_HAS_CUDA): only then can tensors live on a GPU.
+find_package(CUDAToolkit QUIET)
+find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/include /usr/local/cuda/include)
+find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/lib/x86_64-linux-gnu /usr/local/cuda/lib64)
+if(CUDAToolkit_FOUND AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
+  set(VESSELTUNE_WITH_CUDA ON)
+  add_library(vesseltune_nccl INTERFACE)
+  target_include_directories(vesseltune_nccl SYSTEM INTERFACE ${NCCL_INCLUDE_DIR})
+  target_link_libraries(vesseltune_nccl INTERFACE ${NCCL_LIBRARY} CUDA::cudart)
+  message(STATUS "vesseltune: CUDA ${CUDAToolkit_VERSION}, NCCL ${NCCL_LIBRARY}")
+else()
+  set(VESSELTUNE_WITH_CUDA OFF)
+  message(STATUS "vesseltune: no CUDA toolkit or NCCL found; building the CPU (MPI) paths only")
+endif()
+if(TARGET torch_cuda OR TARGET c10_cuda)
+  set(VESSELTUNE_TORCH_HAS_CUDA ON)
+else()
+  set(VESSELTUNE_TORCH_HAS_CUDA OFF)
+endif()
+message(STATUS "vesseltune: LibTorch ${Torch_VERSION}, CUDA in LibTorch: ${VESSELTUNE_TORCH_HAS_CUDA}")

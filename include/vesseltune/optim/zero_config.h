@@ -1,0 +1,37 @@
+#pragma once
+// Settings of the sharded optimizer, with DeepSpeed's names and meanings where DeepSpeed has them.
+
+#include <cstdint>
+#include <string>
+
+namespace vesseltune::optim {
+
+enum class OffloadDevice { none, cpu };
+
+struct ZeroConfig {
+  // 0: gradients all-reduced, every rank keeps the whole optimizer state.
+  // 1: optimizer state sharded; gradients reduce-scattered after the backward pass.
+  // 2: as 1, and each bucket is reduce-scattered as soon as its gradients are final, during the backward pass.
+  int stage = 2;
+  bool overlap_comm = true;  // stage 2 only: launch reductions from autograd hooks
+  OffloadDevice offload = OffloadDevice::none;
+  bool pin_memory = true;                      // pinned host buffers for offload (CUDA)
+  int64_t reduce_bucket_numel = 500'000'000;   // elements per bucket (DeepSpeed reduce_bucket_size)
+  double gradient_clipping = 1.0;              // max global L2 norm; 0 disables
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;                   // for the "decay" group; the "no_decay" group uses 0
+  int optimizer_threads = 0;                   // 0: this rank's share of the node's cores
+  bool time_phases = false;                    // synchronise between phases to report their times (benchmarks)
+
+  // "stage 2, offload cpu, bucket 500000000, clip 1, betas 0.9/0.999, eps 1e-08, wd 0": for logs and fingerprints.
+  std::string describe() const;
+  // Throws with the field name when a value is out of range.
+  void validate() const;
+};
+
+const char* to_string(OffloadDevice device);
+OffloadDevice parse_offload_device(const std::string& text);  // "none" | "cpu"
+
+}  // namespace vesseltune::optim

@@ -1,0 +1,156 @@
+#pragma once
+// ZeRO stage 0/1/2 data parallelism with AdamW, for any set of LibTorch parameters.
+//
+// Data flow of one optimizer step (G micro-steps of gradient accumulation):
+//   begin_micro_step(false); backward   x (G-1)   gradients accumulate into the flat gradient buffer, no traffic
+//   begin_micro_step(true);  backward             stage 2: each bucket is reduce-scattered from an autograd hook
+//                                                 as soon as its gradients are final, overlapping the backward
+//   step(lr)                                      remaining reductions -> [copy out to host] -> global norm (one
+//                                                 scalar all-reduce) -> AdamW on the owned shard (fp32 master,
+//                                                 clipping folded in) -> [copy in] -> all-gather of parameters
+// Parameters and gradients live in one flat buffer each (see FlatLayout); each parameter's data and grad are
+// views into them, so autograd accumulates straight into the buffer that is reduced.
+
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "vesseltune/comm/communicator.h"
+#include "vesseltune/comm/fingerprint.h"
+#include "vesseltune/core/torch_compat.h"
+#include "vesseltune/optim/adamw_kernel.h"
+#include "vesseltune/optim/flat_layout.h"
+#include "vesseltune/optim/host_thread_pool.h"
+#include "vesseltune/optim/zero_config.h"
+
+namespace torch::nn {
+class Module;
+}
+
+namespace vesseltune::optim {
+
+struct ParamGroup {
+  std::string name;
+  double weight_decay = 0.0;
+};
+
+struct NamedParameter {
+  std::string name;
+  at::Tensor tensor;
+  int group = 0;  // index into the groups given to the optimizer
+};
+
+// The two usual groups: 0 "decay" (config.weight_decay), 1 "no_decay" (biases, norms, 1-D tensors).
+std::vector<ParamGroup> default_param_groups(const ZeroConfig& config);
+// The module's parameters that require grad, in registration order, 1-D tensors in group 1.
+std::vector<NamedParameter> trainable_parameters(const torch::nn::Module& module);
+
+// Host wall-clock milliseconds of the parts of step() that the caller waits for.
+struct StepTimes {
+  double reduce_wait_ms = 0;  // remaining reductions and copies out, after the backward pass
+  double norm_ms = 0;         // local sum of squares and the scalar all-reduce
+  double update_ms = 0;       // AdamW over the owned shard (copies in and all-gathers are issued meanwhile)
+  double gather_wait_ms = 0;  // remaining copies in and all-gathers
+  double total_ms() const { return reduce_wait_ms + norm_ms + update_ms + gather_wait_ms; }
+};
+
+struct StepResult {
+  bool applied = false;   // false: non-finite gradient norm, step skipped on every rank
+  double grad_norm = 0;   // global L2 norm of the averaged gradient, before clipping
+  double clip_coef = 1;
+  StepTimes times;
+};
+
+// This rank's optimizer state for one canonical span: views into its shard (host or device, fp32).
+struct StateSpan {
+  int64_t canonical_offset;
+  int64_t numel;
+  at::Tensor master;
+  at::Tensor exp_avg;
+  at::Tensor exp_avg_sq;
+};
+
+class ZeroOptimizer {
+ public:
+  // Collective. Verifies the run fingerprint (`identity` plus trainable tensors, layout and optimizer
+  // settings) across ranks first. Parameters must already be on the communicator's device, all in one dtype
+  // (bf16 or fp32), and must not be moved afterwards.
+  ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector<ParamGroup> groups, ZeroConfig config,
+                comm::Communicator& comm, comm::Fingerprint identity = {});
+  ~ZeroOptimizer();
+  ZeroOptimizer(const ZeroOptimizer&) = delete;
+  ZeroOptimizer& operator=(const ZeroOptimizer&) = delete;
+
+  // Call before each micro-step's backward pass; `boundary` marks the last micro-step before step().
+  void begin_micro_step(bool boundary);
+  // After the boundary micro-step's backward: reduce, clip, update, gather; zeroes the gradients.
+  StepResult step(double lr);
+
+  const FlatLayout& layout() const { return layout_; }
+  const ZeroConfig& config() const { return config_; }
+  int64_t step_count() const { return step_count_; }
+  int64_t skipped_steps() const { return skipped_steps_; }
+  int host_threads() const { return pool_ ? pool_->threads() : 0; }
+
+  // Checkpoint interface. Spans are in canonical order, world-size independent. With stage 0 the state is
+  // replicated (every rank returns all of it; one rank should write it).
+  std::vector<StateSpan> state_spans();
+  bool state_replicated() const { return config_.stage == 0; }
+  void set_step_count(int64_t step) { step_count_ = step; }
+  // After the spans were filled from a checkpoint: writes the master weights into the model's parameters on
+  // every rank (collective).
+  void publish_master_weights();
+
+  // Memory this rank holds for training state, in bytes (for the memory plan).
+  struct Footprint {
+    int64_t device_bytes;
+    int64_t host_bytes;
+  };
+  Footprint footprint() const;
+
+ private:
+  void on_gradient_accumulated(int slot);
+  void launch_reduction(int bucket);
+  void launch_ready_reductions();
+  void check_grads_alias() const;
+  void update_bucket(int bucket, double lr, double grad_scale);
+  at::Tensor owned_params(int bucket);
+  at::Tensor bucket_params(int bucket);
+
+  std::vector<NamedParameter> parameters_;
+  std::vector<ParamGroup> groups_;
+  ZeroConfig config_;
+  comm::Communicator& comm_;
+  FlatLayout layout_;
+  at::ScalarType model_dtype_;
+  bool sharded_;        // stage >= 1
+  bool host_kernel_;    // offload: AdamW on the host with the SIMD kernel
+  bool staging_;        // offload from a GPU: reduced gradients and new parameters cross PCIe
+
+  at::Tensor flat_params_;   // device, model dtype, padded flat order
+  at::Tensor flat_grads_;    // device, model dtype
+  at::Tensor grad_shard_;    // device, reduced gradients of the owned shard (aliases flat_grads_ at stage 0)
+  at::Tensor grad_state_;    // where AdamW reads gradients: grad_shard_, or its pinned host copy
+  at::Tensor param_staging_; // pinned host copy of the updated shard in model dtype (staging only)
+  at::Tensor master_, exp_avg_, exp_avg_sq_;  // fp32 shard state, on the host with offload
+
+  std::unique_ptr<HostThreadPool> pool_;
+  std::vector<std::unique_ptr<compat::GradAccumulatedHook>> hooks_;
+
+  // Reduction bookkeeping of the current boundary backward pass (hooks may run on autograd's threads).
+  std::mutex mutex_;
+  bool boundary_ = false;
+  std::vector<char> slot_ready_;
+  std::vector<int> bucket_pending_;
+  int next_bucket_ = 0;
+  std::vector<comm::WorkPtr> reduce_work_;
+  std::vector<comm::WorkPtr> copy_out_work_;
+
+  int64_t step_count_ = 0;
+  int64_t skipped_steps_ = 0;
+};
+
+}  // namespace vesseltune::optim

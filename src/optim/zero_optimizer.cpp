@@ -1,0 +1,380 @@
+#include "vesseltune/optim/zero_optimizer.h"
+
+#include <torch/nn/module.h>
+
+#include <chrono>
+#include <cmath>
+#include <sstream>
+
+#include "vesseltune/core/check.h"
+#include "vesseltune/core/log.h"
+
+namespace vesseltune::optim {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double elapsed_ms(Clock::time_point since) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+}
+
+std::vector<TensorSpec> tensor_specs(const std::vector<NamedParameter>& parameters) {
+  std::vector<TensorSpec> specs;
+  for (const auto& p : parameters) {
+    VT_CHECK(p.tensor.defined(), "trainable tensor '", p.name, "' is undefined");
+    specs.push_back(TensorSpec{p.name, p.tensor.sizes().vec(), p.group});
+  }
+  return specs;
+}
+
+std::string describe_tensors(const std::vector<NamedParameter>& parameters) {
+  std::ostringstream out;
+  for (const auto& p : parameters) out << p.name << ":" << p.tensor.sizes() << ":" << p.tensor.scalar_type() << ";";
+  return out.str();
+}
+
+// AdamW with tensor operations, on any device: the path without offload. Same arithmetic as the host kernel
+// and torch::optim::AdamW.
+void adamw_tensors(const AdamWStep& h, at::Tensor master, at::Tensor exp_avg, at::Tensor exp_avg_sq,
+                   const at::Tensor& grad, at::Tensor param_out) {
+  at::Tensor g = grad.to(at::kFloat);
+  if (h.grad_scale != 1.0) g = g * h.grad_scale;
+  if (h.weight_decay != 0.0) master.mul_(1.0 - h.lr * h.weight_decay);
+  const double bias_correction1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
+  const double bias_correction2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
+  exp_avg.mul_(h.beta1).add_(g, 1.0 - h.beta1);
+  exp_avg_sq.mul_(h.beta2).addcmul_(g, g, 1.0 - h.beta2);
+  const at::Tensor denom = (exp_avg_sq.sqrt() / std::sqrt(bias_correction2)).add_(h.eps);
+  master.addcdiv_(exp_avg, denom, -h.lr / bias_correction1);
+  param_out.copy_(master);
+}
+
+}  // namespace
+
+std::vector<ParamGroup> default_param_groups(const ZeroConfig& config) {
+  return {ParamGroup{"decay", config.weight_decay}, ParamGroup{"no_decay", 0.0}};
+}
+
+std::vector<NamedParameter> trainable_parameters(const torch::nn::Module& module) {
+  std::vector<NamedParameter> parameters;
+  for (const auto& item : module.named_parameters(/*recurse=*/true)) {
+    if (!item.value().requires_grad()) continue;
+    parameters.push_back(NamedParameter{item.key(), item.value(), item.value().dim() <= 1 ? 1 : 0});
+  }
+  return parameters;
+}
+
+ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector<ParamGroup> groups, ZeroConfig config,
+                             comm::Communicator& comm, comm::Fingerprint identity)
+    : parameters_(std::move(parameters)),
+      groups_(std::move(groups)),
+      config_(std::move(config)),
+      comm_(comm),
+      layout_(tensor_specs(parameters_), config_.reduce_bucket_numel, comm.size(), comm.rank(), config_.stage >= 1) {
+  config_.validate();
+  const at::Device device = comm_.device();
+  model_dtype_ = parameters_.front().tensor.scalar_type();
+  for (const auto& p : parameters_) {
+    VT_CHECK(p.tensor.device() == device, "trainable tensor '", p.name, "' is on ", p.tensor.device(), ", the ",
+             comm_.backend(), " communicator works on ", device);
+    VT_CHECK(p.tensor.scalar_type() == model_dtype_, "trainable tensor '", p.name, "' is ", p.tensor.scalar_type(),
+             ", others are ", model_dtype_, ": one dtype for all trainable tensors");
+    VT_CHECK(p.tensor.is_leaf() && p.tensor.requires_grad(), "trainable tensor '", p.name,
+             "' must be a leaf that requires grad");
+    VT_CHECK(p.group >= 0 && p.group < static_cast<int>(groups_.size()), "trainable tensor '", p.name, "' names group ",
+             p.group, " of ", groups_.size());
+  }
+  VT_CHECK(model_dtype_ == at::kBFloat16 || model_dtype_ == at::kFloat, "trainable tensors must be bf16 or fp32, got ",
+           model_dtype_);
+
+  // Every rank must agree on what it is about to exchange before the first collective on these buffers.
+  identity.add("trainable tensors", describe_tensors(parameters_));
+  identity.add("bucket layout", layout_.describe());
+  identity.add("optimizer", config_.describe());
+  comm::verify_fingerprint(comm_.world(), identity);
+
+  sharded_ = config_.stage >= 1;
+  host_kernel_ = config_.offload == OffloadDevice::cpu;
+  staging_ = host_kernel_ && !device.is_cpu();
+  const auto model_options = at::TensorOptions().dtype(model_dtype_).device(device);
+  const int64_t shard = layout_.shard_numel();
+
+  // Flat buffers; each parameter becomes a view of its place in them.
+  flat_params_ = at::zeros({layout_.flat_numel()}, model_options);
+  flat_grads_ = at::zeros({layout_.flat_numel()}, model_options);
+  {
+    at::NoGradGuard no_grad;
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      const auto& slot = layout_.slots()[i];
+      at::Tensor& tensor = parameters_[i].tensor;
+      at::Tensor data_view = flat_params_.narrow(0, slot.flat_offset, slot.numel).view(tensor.sizes());
+      data_view.copy_(tensor);
+      tensor.set_data(data_view);
+      tensor.mutable_grad() = flat_grads_.narrow(0, slot.flat_offset, slot.numel).view(tensor.sizes());
+    }
+  }
+  grad_shard_ = sharded_ ? at::zeros({shard}, model_options) : flat_grads_;
+  grad_state_ = staging_ ? comm_.empty_host(shard, model_dtype_, config_.pin_memory) : grad_shard_;
+  if (staging_) param_staging_ = comm_.empty_host(shard, model_dtype_, config_.pin_memory);
+
+  const auto state_options = at::TensorOptions().dtype(at::kFloat).device(host_kernel_ ? at::Device(at::kCPU) : device);
+  master_ = at::empty({shard}, state_options);
+  exp_avg_ = at::zeros({shard}, state_options);
+  exp_avg_sq_ = at::zeros({shard}, state_options);
+  for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) {
+    master_.narrow(0, layout_.shard_offset(b), layout_.owned_numel(b)).copy_(owned_params(b));
+  }
+  if (host_kernel_) {
+    pool_ = std::make_unique<HostThreadPool>(config_.optimizer_threads, comm_.world().local_rank,
+                                             comm_.world().local_size);
+  }
+
+  reduce_work_.resize(layout_.buckets().size());
+  copy_out_work_.resize(layout_.buckets().size());
+  slot_ready_.assign(parameters_.size(), 0);
+  bucket_pending_.assign(layout_.buckets().size(), 0);
+  if (sharded_ && config_.stage == 2 && config_.overlap_comm) {
+    for (size_t i = 0; i < parameters_.size(); ++i) {
+      hooks_.push_back(std::make_unique<compat::GradAccumulatedHook>(
+          parameters_[i].tensor, [this, i] { on_gradient_accumulated(static_cast<int>(i)); }));
+    }
+  }
+
+  const auto print = footprint();
+  VT_LOG(info) << "ZeRO optimizer: " << parameters_.size() << " tensors, " << layout_.canonical_numel()
+               << " trainable elements in " << layout_.buckets().size() << " bucket(s), " << config_.describe()
+               << "; this rank owns " << shard << " elements; state " << (print.device_bytes >> 20)
+               << " MiB on the device, " << (print.host_bytes >> 20) << " MiB on the host"
+               << (pool_ ? "; host AdamW: " + std::to_string(pool_->threads()) + " thread(s), " +
+                               to_string(best_simd_level())
+                         : std::string());
+}
+
+ZeroOptimizer::~ZeroOptimizer() = default;
+
+at::Tensor ZeroOptimizer::owned_params(int bucket) {
+  return flat_params_.narrow(0, layout_.owned_begin(bucket), layout_.owned_numel(bucket));
+}
+
+at::Tensor ZeroOptimizer::bucket_params(int bucket) {
+  const auto& b = layout_.buckets()[bucket];
+  return flat_params_.narrow(0, b.offset, b.padded);
+}
+
+void ZeroOptimizer::begin_micro_step(bool boundary) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  boundary_ = boundary;
+  if (!boundary) return;
+  std::fill(slot_ready_.begin(), slot_ready_.end(), 0);
+  for (size_t b = 0; b < layout_.buckets().size(); ++b) {
+    bucket_pending_[b] = static_cast<int>(layout_.buckets()[b].slots.size());
+  }
+  next_bucket_ = 0;
+  comm_.set_phase("step " + std::to_string(step_count_ + 1));
+}
+
+void ZeroOptimizer::on_gradient_accumulated(int slot) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!boundary_) return;  // accumulation micro-step: no communication
+  const int bucket = layout_.slots()[slot].bucket;
+  if (slot_ready_[slot]) {
+    // A second gradient for this tensor within one backward pass (e.g. reentrant checkpointing): fine unless
+    // its bucket is already on the wire.
+    VT_CHECK(bucket >= next_bucket_, "tensor '", parameters_[slot].name,
+             "' received a gradient after its bucket was reduced; set zero_optimization.overlap_comm false");
+    return;
+  }
+  slot_ready_[slot] = 1;
+  --bucket_pending_[bucket];
+  launch_ready_reductions();
+}
+
+void ZeroOptimizer::launch_ready_reductions() {
+  // Buckets go on the wire in index order on every rank (collectives must match), as soon as complete.
+  while (next_bucket_ < static_cast<int>(bucket_pending_.size()) && bucket_pending_[next_bucket_] == 0) {
+    launch_reduction(next_bucket_++);
+  }
+}
+
+void ZeroOptimizer::launch_reduction(int bucket) {
+  const auto& b = layout_.buckets()[bucket];
+  at::Tensor grads = flat_grads_.narrow(0, b.offset, b.padded);
+  const std::string name = " bucket " + std::to_string(bucket);
+  if (sharded_) {
+    at::Tensor shard = grad_shard_.narrow(0, layout_.shard_offset(bucket), layout_.owned_numel(bucket));
+    reduce_work_[bucket] = comm_.reduce_scatter(grads, shard, "reduce-scatter" + name);
+  } else {
+    reduce_work_[bucket] = comm_.all_reduce(grads, "all-reduce" + name);
+  }
+  if (staging_) {
+    const int64_t offset = layout_.shard_offset(bucket), numel = layout_.owned_numel(bucket);
+    at::Tensor host = grad_state_.narrow(0, offset, numel);
+    copy_out_work_[bucket] = comm_.copy(host, grad_shard_.narrow(0, offset, numel), reduce_work_[bucket].get());
+  }
+}
+
+void ZeroOptimizer::check_grads_alias() const {
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    const at::Tensor& grad = parameters_[i].tensor.grad();
+    const auto& slot = layout_.slots()[i];
+    VT_CHECK(grad.defined() && grad.data_ptr() == static_cast<char*>(flat_grads_.data_ptr()) +
+                                                      slot.flat_offset * flat_grads_.element_size(),
+             "the gradient of '", parameters_[i].name,
+             "' no longer points into the optimizer's buffer (was zero_grad() called on the module? the optimizer "
+             "zeroes gradients itself)");
+  }
+}
+
+StepResult ZeroOptimizer::step(double lr) {
+  VT_CHECK(boundary_, "step() must follow the backward pass of a micro-step begun with begin_micro_step(true)");
+  check_grads_alias();
+  StepResult result;
+  const int buckets = static_cast<int>(layout_.buckets().size());
+  const bool device_sync = config_.time_phases && !comm_.device().is_cpu();
+
+  // 1. Reduced gradients where AdamW reads them.
+  auto started = Clock::now();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::fill(bucket_pending_.begin(), bucket_pending_.end(), 0);  // tensors without a gradient count as ready
+    launch_ready_reductions();
+    boundary_ = false;
+  }
+  for (int b = 0; b < buckets; ++b) {
+    if (staging_) {
+      copy_out_work_[b]->synchronize();
+    } else {
+      reduce_work_[b]->wait();
+      if (device_sync) reduce_work_[b]->synchronize();
+    }
+  }
+  result.times.reduce_wait_ms = elapsed_ms(started);
+
+  // 2. Global norm of the averaged gradient: local sum of squares, one scalar all-reduce (through MPI: this is
+  // host-side coordination, whatever the backend of the gradients).
+  started = Clock::now();
+  double sum_of_squares = host_kernel_ ? sum_of_squares_host(grad_state_.data_ptr(), model_dtype_, grad_state_.numel(), pool_.get())
+                                       : grad_state_.to(at::kFloat).pow(2).sum(at::kDouble).item<double>();
+  if (sharded_) {
+    MPI_Allreduce(MPI_IN_PLACE, &sum_of_squares, 1, MPI_DOUBLE, MPI_SUM, comm_.world().comm);
+  }
+  const double world = comm_.size();
+  result.grad_norm = std::sqrt(sum_of_squares) / world;
+  result.times.norm_ms = elapsed_ms(started);
+
+  if (!std::isfinite(result.grad_norm)) {
+    ++skipped_steps_;
+    if (comm_.rank() == 0) {
+      VT_LOG(warning) << "step " << step_count_ + 1 << " skipped: gradient norm is " << result.grad_norm << " ("
+                      << skipped_steps_ << " skipped so far)";
+    }
+    flat_grads_.zero_();
+    return result;
+  }
+  if (config_.gradient_clipping > 0) {
+    result.clip_coef = std::min(1.0, config_.gradient_clipping / (result.grad_norm + 1e-6));
+  }
+  ++step_count_;
+
+  // 3. AdamW bucket by bucket; each bucket's parameters go back and are gathered while the next one updates.
+  started = Clock::now();
+  // Gradients are sums over ranks: averaging and clipping fold into one scale.
+  const double grad_scale = result.clip_coef / world;
+  std::vector<comm::WorkPtr> gathers;
+  for (int b = 0; b < buckets; ++b) {
+    update_bucket(b, lr, grad_scale);
+    comm::WorkPtr copy_in;
+    at::Tensor owned = owned_params(b);
+    if (staging_) {
+      copy_in = comm_.copy(owned, param_staging_.narrow(0, layout_.shard_offset(b), layout_.owned_numel(b)));
+    }
+    if (sharded_) {
+      at::Tensor bucket = bucket_params(b);
+      gathers.push_back(comm_.all_gather(owned, bucket, "all-gather bucket " + std::to_string(b), copy_in.get()));
+    } else if (copy_in) {
+      gathers.push_back(copy_in);
+    }
+  }
+  result.times.update_ms = elapsed_ms(started);
+
+  // 4. The next forward pass reads the gathered parameters: order it after them.
+  started = Clock::now();
+  for (auto& work : gathers) {
+    work->wait();
+    if (device_sync) work->synchronize();
+  }
+  flat_grads_.zero_();
+  result.times.gather_wait_ms = elapsed_ms(started);
+  result.applied = true;
+  return result;
+}
+
+void ZeroOptimizer::update_bucket(int bucket, double lr, double grad_scale) {
+  AdamWStep hyper;
+  hyper.lr = lr;
+  hyper.beta1 = config_.beta1;
+  hyper.beta2 = config_.beta2;
+  hyper.eps = config_.eps;
+  hyper.step = step_count_;
+  hyper.grad_scale = grad_scale;
+  for (const auto& segment : layout_.owned_segments()) {
+    if (segment.bucket != bucket) continue;
+    hyper.weight_decay = groups_[segment.group].weight_decay;
+    const int64_t offset = segment.shard_offset, n = segment.numel;
+    at::Tensor master = master_.narrow(0, offset, n);
+    at::Tensor exp_avg = exp_avg_.narrow(0, offset, n);
+    at::Tensor exp_avg_sq = exp_avg_sq_.narrow(0, offset, n);
+    at::Tensor grad = grad_state_.narrow(0, offset, n);
+    at::Tensor out = staging_ ? param_staging_.narrow(0, offset, n) : flat_params_.narrow(0, segment.flat_offset, n);
+    if (host_kernel_) {
+      adamw_host(hyper, master.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(),
+                 grad.data_ptr(), model_dtype_, out.data_ptr(), model_dtype_, n, pool_.get());
+    } else {
+      adamw_tensors(hyper, master, exp_avg, exp_avg_sq, grad, out);
+    }
+  }
+}
+
+std::vector<StateSpan> ZeroOptimizer::state_spans() {
+  std::vector<StateSpan> spans;
+  for (const auto& span : layout_.canonical_spans()) {
+    spans.push_back(StateSpan{span.canonical_offset, span.numel, master_.narrow(0, span.shard_offset, span.numel),
+                              exp_avg_.narrow(0, span.shard_offset, span.numel),
+                              exp_avg_sq_.narrow(0, span.shard_offset, span.numel)});
+  }
+  return spans;
+}
+
+void ZeroOptimizer::publish_master_weights() {
+  std::vector<comm::WorkPtr> gathers;
+  for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) {
+    at::Tensor owned = owned_params(b);
+    owned.copy_(master_.narrow(0, layout_.shard_offset(b), layout_.owned_numel(b)));
+    if (sharded_) {
+      at::Tensor bucket = bucket_params(b);
+      gathers.push_back(comm_.all_gather(owned, bucket, "all-gather bucket " + std::to_string(b) + " (load)"));
+    }
+  }
+  for (auto& work : gathers) work->wait();
+}
+
+ZeroOptimizer::Footprint ZeroOptimizer::footprint() const {
+  Footprint print{0, 0};
+  auto count = [&](const at::Tensor& t) {
+    if (!t.defined()) return;
+    (t.device().is_cpu() ? print.host_bytes : print.device_bytes) += t.nbytes();
+  };
+  count(flat_params_);
+  count(flat_grads_);
+  if (sharded_) count(grad_shard_);
+  if (staging_) {
+    count(grad_state_);
+    count(param_staging_);
+  }
+  count(master_);
+  count(exp_avg_);
+  count(exp_avg_sq_);
+  return print;
+}
+
+}  // namespace vesseltune::optim
