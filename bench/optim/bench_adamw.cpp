@@ -28,6 +28,10 @@ double best_seconds(int repeats, F&& body) {
   return best;
 }
 
+void triad(double* __restrict a, const double* __restrict b, const double* __restrict c, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) a[i] = b[i] + 3.0 * c[i];
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -45,17 +49,14 @@ int main(int argc, char** argv) {
   std::printf("bench_adamw: %lld parameters, %d thread(s), SIMD %s\n", static_cast<long long>(numel), threads,
               to_string(best_simd_level()));
 
-  // STREAM triad a = b + s * c over fp32 arrays: 12 bytes per element (STREAM's count, no write-allocate).
-  at::Tensor a = at::zeros({numel}), b = at::ones({numel}), c = at::full({numel}, 2.0f);
-  float* pa = a.data_ptr<float>();
-  const float* pb = b.data_ptr<float>();
-  const float* pc = c.data_ptr<float>();
+  // STREAM triad a = b + s * c over doubles, counted as STREAM counts it: 24 bytes per element.
+  at::Tensor a = at::zeros({numel}, at::kDouble), b = at::ones({numel}, at::kDouble), c = at::full({numel}, 2.0, at::kDouble);
   const double triad_s = best_seconds(repeats, [&] {
     pool.parallel_for(numel, 1024, [&](int, int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) pa[i] = pb[i] + 3.0f * pc[i];
+      triad(a.data_ptr<double>() + begin, b.data_ptr<double>() + begin, c.data_ptr<double>() + begin, end - begin);
     });
   });
-  const double triad_gbs = 12.0 * numel / triad_s / 1e9;
+  const double triad_gbs = 24.0 * numel / triad_s / 1e9;
   const double bound = triad_gbs * 1e9 / 28.0;
 
   at::Tensor master = at::randn({numel}), m = at::zeros({numel}), v = at::zeros({numel});

@@ -37,7 +37,9 @@ std::unique_ptr<Communicator> make_communicator(const World& world, Backend back
 int run_ranks(int argc, char** argv, const std::function<int(const World& world)>& body) {
   MpiSession session(&argc, &argv);
   const World world = World::of(MPI_COMM_WORLD);
-  log::init(log::Options{world.rank});
+  log::Options logging;
+  logging.rank = world.rank;
+  log::init(logging);
   try {
     return body(world);
   } catch (const std::exception& error) {

@@ -149,7 +149,9 @@ TEST_P(ZeroEquivalence, TwentyStepsEqualSingleProcessAdamW) {
     ASSERT_TRUE(result.applied);
     // The norm is the global one (of the averaged gradient), not this rank's.
     EXPECT_NEAR(result.grad_norm, reference.norms.back(), 1e-5 * reference.norms.back()) << "step " << step;
-    if (setup.clip > 0 && step == 0) EXPECT_LT(result.clip_coef, 1.0) << "clipping should be active";
+    if (setup.clip > 0 && step == 0) {
+      EXPECT_LT(result.clip_coef, 1.0) << "clipping should be active";
+    }
   }
   EXPECT_EQ(optimizer.step_count(), 20);
   expect_close(net, reference.net, 1e-6, "after 20 steps");

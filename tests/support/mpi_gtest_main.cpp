@@ -30,7 +30,10 @@ int main(int argc, char** argv) {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   testing::InitGoogleTest(&argc, argv);
-  vesseltune::log::init(vesseltune::log::Options{rank, vesseltune::log::Severity::warning});
+  vesseltune::log::Options logging;
+  logging.rank = rank;
+  logging.console_level = vesseltune::log::Severity::warning;
+  vesseltune::log::init(logging);
   if (rank != 0) {
     auto& listeners = testing::UnitTest::GetInstance()->listeners();
     delete listeners.Release(listeners.default_result_printer());

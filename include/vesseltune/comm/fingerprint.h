@@ -3,6 +3,7 @@
 // tensors, the bucket layout and the world size must be equal everywhere, or ranks would exchange mismatched
 // buffers. Each field is hashed; the hashes are all-gathered through MPI.
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
