@@ -4,6 +4,7 @@
 # offload and, for comparison, on-GPU AdamW). Logs go to $OUT (or ./gpu-logs); a summary is printed last.
 #   source .gpu/env.sh && bash bench/gpu_runtime.sh
 set -uo pipefail
+# ONLY=tests runs the build and the tests alone.
 cd "$(dirname "$0")/.."
 LOGS=${OUT:-gpu-logs}
 mkdir -p "$LOGS"
@@ -18,26 +19,35 @@ build=$?
 status "build (runtime targets)" "exit $build"
 [ $build -eq 0 ] || { tail -n 40 "$LOGS/configure.log" "$LOGS/build.log"; exit 1; }
 
-$MPIRUN -np 2 build-gpu/bin/test_zero_equivalence > "$LOGS/test_zero_equivalence_nccl_np2.log" 2>&1
-status "test_zero_equivalence, NCCL, 2 GPUs" "exit $?  ($(grep -E '^\[  (PASSED|FAILED)' "$LOGS/test_zero_equivalence_nccl_np2.log" | tr '\n' ' '))"
-$MPIRUN -np 2 build-gpu/bin/test_mpi_collectives > "$LOGS/test_mpi_collectives_np2.log" 2>&1
-status "test_mpi_collectives, 2 ranks" "exit $?"
-build-gpu/bin/test_adamw_kernel > "$LOGS/test_adamw_kernel.log" 2>&1
-status "test_adamw_kernel ($(grep -o 'avx[0-9]*' "$LOGS/test_adamw_kernel.log" | head -1))" "exit $?"
+# One log per kind of run: the device returns at most 8 files.
+run_test() {  # name, command...
+  local name=$1; shift
+  echo "===== $name: $*" >> "$LOGS/tests.log"
+  "$@" >> "$LOGS/tests.log" 2>&1
+  local code=$?
+  status "$name" "exit $code"
+}
+run_test "test_zero_equivalence, NCCL, 2 GPUs" $MPIRUN -np 2 build-gpu/bin/test_zero_equivalence
+run_test "test_mpi_collectives, 2 ranks" $MPIRUN -np 2 build-gpu/bin/test_mpi_collectives
+run_test "test_adamw_kernel" build-gpu/bin/test_adamw_kernel
 
-build-gpu/bin/bench_adamw --threads 16 --numel 100000000 > "$LOGS/bench_adamw_16.log" 2>&1
-status "bench_adamw 16 threads" "$(tail -1 "$LOGS/bench_adamw_16.log")"
-build-gpu/bin/bench_adamw --numel 100000000 > "$LOGS/bench_adamw_all.log" 2>&1
-status "bench_adamw all cores" "$(tail -1 "$LOGS/bench_adamw_all.log")"
+[ "${ONLY:-}" = tests ] && { grep -E "FAILED|Failure|error" "$LOGS/tests.log" | head -20; cat "$LOGS/summary.txt"; exit 0; }
+for threads in 16 0; do
+  build-gpu/bin/bench_adamw --threads $threads --numel 100000000 >> "$LOGS/bench_adamw.log" 2>&1
+  status "bench_adamw threads=$threads (0: all cores)" "$(tail -1 "$LOGS/bench_adamw.log")"
+done
 
 for n in 2 4; do
   [ "$n" -le "$GPUS" ] || continue
   for offload in cpu none; do
     $MPIRUN -np $n build-gpu/bin/bench_zero_step --params 900e6 --offload $offload --steps 4 --warmup 2 \
-      > "$LOGS/bench_zero_step_np${n}_${offload}.log" 2>&1
+      > "$LOGS/zero_step.tmp" 2>&1
+    code=$?
+    cat "$LOGS/zero_step.tmp" >> "$LOGS/bench_zero_step.log"
     status "bench_zero_step $n GPUs offload=$offload" \
-      "exit $?  exposed $(grep 'optimizer phase exposed' "$LOGS/bench_zero_step_np${n}_${offload}.log" | awk '{print $NF}') ms"
+      "exit $code  exposed $(grep 'optimizer phase exposed' "$LOGS/zero_step.tmp" | awk '{print $NF}') ms"
+    rm -f "$LOGS/zero_step.tmp"
   done
 done
-echo; cat "$LOGS"/bench_adamw_all.log; for f in "$LOGS"/bench_zero_step_*.log; do echo "== $f"; cat "$f"; done
+echo; cat "$LOGS/bench_adamw.log" "$LOGS/bench_zero_step.log"
 echo; echo "== summary"; cat "$LOGS/summary.txt"
