@@ -5,8 +5,13 @@
 #include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
 
+#include <cmath>
+#include <limits>
+
 #ifdef VESSELTUNE_TORCH_HAS_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
 
@@ -35,6 +40,27 @@ GradAccumulatedHook::~GradAccumulatedHook() {
   }
 }
 
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        const c10::optional<at::Tensor>& mask, bool is_causal,
+                                        c10::optional<double> scale) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal, scale);
+#else
+  const double s = scale.has_value() ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * s;
+  if (is_causal) {
+    at::Tensor keep = at::ones({q.size(-2), k.size(-2)}, q.options().dtype(at::kBool)).tril();
+    scores = scores.masked_fill(keep.logical_not(), -std::numeric_limits<double>::infinity());
+  }
+  if (mask.has_value()) {
+    scores = mask->scalar_type() == at::kBool
+                 ? scores.masked_fill(mask->logical_not(), -std::numeric_limits<double>::infinity())
+                 : scores + *mask;
+  }
+  return at::matmul(at::softmax(scores, -1), v);
+#endif
+}
+
 bool torch_has_cuda() {
 #ifdef VESSELTUNE_TORCH_HAS_CUDA
   return true;
@@ -56,6 +82,33 @@ void set_cuda_device(int index) {
   c10::cuda::set_device(static_cast<c10::DeviceIndex>(index));
 #else
   (void)index;
+#endif
+}
+
+int64_t cuda_peak_allocated_bytes(int device) {
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+  return stats.allocated_bytes[0].peak;  // index 0: StatType::AGGREGATE
+#else
+  (void)device;
+  return 0;
+#endif
+}
+
+void cuda_reset_peak_stats(int device) {
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  c10::cuda::CUDACachingAllocator::resetPeakStats(static_cast<c10::DeviceIndex>(device));
+#else
+  (void)device;
+#endif
+}
+
+void cuda_synchronize(int device) {
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+  c10::cuda::device_synchronize();
+#else
+  (void)device;
 #endif
 }
 

@@ -3,6 +3,7 @@
 // Everything else in vesseltune uses APIs present in both.
 
 #include <ATen/ATen.h>
+#include <c10/util/Optional.h>
 #include <functional>
 #include <memory>
 
@@ -22,6 +23,14 @@ class GradAccumulatedHook {
   uintptr_t key_ = 0;
 };
 
+// softmax(q kᵀ · scale + mask) v over the last two dimensions ([..., L, E] × [..., S, E] → [..., L, Ev]).
+// 2.x: at::scaled_dot_product_attention (flash / memory-efficient kernels on the GPU); 1.13 has none, so the
+// same arithmetic is spelled out with matmul + softmax. `mask`: bool (true = attend) or additive float,
+// broadcastable to [..., L, S]; `scale` defaults to 1/sqrt(E).
+at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                        const c10::optional<at::Tensor>& mask = c10::nullopt,
+                                        bool is_causal = false, c10::optional<double> scale = c10::nullopt);
+
 // True when this LibTorch was built with CUDA (tensors can live on a GPU).
 bool torch_has_cuda();
 
@@ -30,5 +39,10 @@ void* current_cuda_stream();
 
 // Makes `index` the current CUDA device for LibTorch and the CUDA runtime. No-op without CUDA.
 void set_cuda_device(int index);
+
+// CUDA caching allocator figures of `device` in bytes (0 without CUDA), for benchmarks and the memory plan.
+int64_t cuda_peak_allocated_bytes(int device);
+void cuda_reset_peak_stats(int device);
+void cuda_synchronize(int device);
 
 }  // namespace vesseltune::compat

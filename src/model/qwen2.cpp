@@ -1,0 +1,148 @@
+#include "vesseltune/model/qwen2.h"
+
+#include <torch/torch.h>
+
+#include <cmath>
+
+#include "vesseltune/core/check.h"
+#include "vesseltune/core/torch_compat.h"
+#include "vesseltune/model/activation_checkpoint.h"
+
+namespace vesseltune::model {
+namespace {
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return at::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+AttentionMask make_causal_mask(const at::Tensor& attention_mask, int64_t tokens) {
+  if (!attention_mask.defined()) return {};
+  VT_CHECK(attention_mask.dim() == 2 && attention_mask.size(1) == tokens, "attention_mask must be [batch, ", tokens,
+           "], got ", attention_mask.sizes());
+  at::Tensor keys = attention_mask.to(at::kBool);
+  if (keys.all().item<bool>()) return {};  // no padding: the causal kernels need no mask
+  at::Tensor causal = at::ones({tokens, tokens}, keys.options()).tril();
+  return {at::logical_and(causal.unsqueeze(0).unsqueeze(0), keys.unsqueeze(1).unsqueeze(2))};
+}
+
+std::pair<at::Tensor, at::Tensor> rope_tables(int64_t tokens, int64_t head_dim, double theta, at::Device device) {
+  // As transformers: inv_freq = 1 / θ^(2i/d) in fp32, angles = position · inv_freq, duplicated for both halves.
+  auto f32 = at::TensorOptions().dtype(at::kFloat).device(device);
+  at::Tensor exponent = at::arange(0, head_dim, 2, at::TensorOptions().dtype(at::kLong).device(device)).to(at::kFloat) /
+                        static_cast<double>(head_dim);
+  at::Tensor inv_freq = 1.0 / at::pow(at::scalar_tensor(theta, f32), exponent);
+  at::Tensor angles = at::outer(at::arange(tokens, f32), inv_freq);
+  at::Tensor emb = at::cat({angles, angles}, -1);
+  return {emb.cos(), emb.sin()};
+}
+
+Qwen2AttentionImpl::Qwen2AttentionImpl(const LlmConfig& config)
+    : num_heads_(config.num_heads), num_kv_heads_(config.num_kv_heads), head_dim_(config.head_dim()) {
+  q_proj = register_module("q_proj", LoraLinear(config.hidden_size, num_heads_ * head_dim_, true));
+  k_proj = register_module("k_proj", LoraLinear(config.hidden_size, num_kv_heads_ * head_dim_, true));
+  v_proj = register_module("v_proj", LoraLinear(config.hidden_size, num_kv_heads_ * head_dim_, true));
+  o_proj = register_module("o_proj", LoraLinear(num_heads_ * head_dim_, config.hidden_size, false));
+}
+
+at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                       const AttentionMask& mask) {
+  const int64_t b = x.size(0), t = x.size(1);
+  at::Tensor q = q_proj(x).view({b, t, num_heads_, head_dim_}).transpose(1, 2);
+  at::Tensor k = k_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
+  at::Tensor v = v_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
+  at::Tensor c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());
+  q = q * c + rotate_half(q) * s;
+  k = k * c + rotate_half(k) * s;
+  const int64_t groups = num_heads_ / num_kv_heads_;  // each KV head serves `groups` query heads
+  if (groups > 1) {
+    k = k.repeat_interleave(groups, 1);
+    v = v.repeat_interleave(groups, 1);
+  }
+  const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
+  at::Tensor out = mask.visible.defined()
+                       ? compat::scaled_dot_product_attention(q, k, v, mask.visible, false, scale)
+                       : compat::scaled_dot_product_attention(q, k, v, c10::nullopt, true, scale);
+  return o_proj(out.transpose(1, 2).reshape({b, t, num_heads_ * head_dim_}));
+}
+
+Qwen2MLPImpl::Qwen2MLPImpl(const LlmConfig& config) {
+  gate_proj = register_module("gate_proj", LoraLinear(config.hidden_size, config.intermediate_size, false));
+  up_proj = register_module("up_proj", LoraLinear(config.hidden_size, config.intermediate_size, false));
+  down_proj = register_module("down_proj", LoraLinear(config.intermediate_size, config.hidden_size, false));
+}
+
+at::Tensor Qwen2MLPImpl::forward(const at::Tensor& x) { return down_proj(at::silu(gate_proj(x)) * up_proj(x)); }
+
+Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const LlmConfig& config) {
+  input_layernorm = register_module("input_layernorm", RMSNorm(config.hidden_size, config.rms_norm_eps));
+  self_attn = register_module("self_attn", Qwen2Attention(config));
+  post_attention_layernorm = register_module("post_attention_layernorm", RMSNorm(config.hidden_size, config.rms_norm_eps));
+  mlp = register_module("mlp", Qwen2MLP(config));
+}
+
+at::Tensor Qwen2DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
+                                          const AttentionMask& mask) {
+  at::Tensor h = x + self_attn(input_layernorm(x), cos, sin, mask);
+  return h + mlp(post_attention_layernorm(h));
+}
+
+Qwen2ModelImpl::Qwen2ModelImpl(const LlmConfig& config) : config_(config) {
+  embed_tokens = register_module("embed_tokens", torch::nn::Embedding(config.vocab_size, config.hidden_size));
+  layers = register_module("layers", torch::nn::ModuleList());
+  for (int64_t i = 0; i < config.num_layers; ++i) layers->push_back(Qwen2DecoderLayer(config));
+  norm = register_module("norm", RMSNorm(config.hidden_size, config.rms_norm_eps));
+}
+
+at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask) {
+  VT_CHECK(inputs_embeds.dim() == 3 && inputs_embeds.size(2) == config_.hidden_size,
+           "language_model: inputs_embeds must be [batch, tokens, ", config_.hidden_size, "], got ", inputs_embeds.sizes());
+  const int64_t tokens = inputs_embeds.size(1);
+  VT_CHECK(tokens <= config_.max_position_embeddings, "language_model: ", tokens,
+           " tokens exceed max_position_embeddings ", config_.max_position_embeddings);
+  const AttentionMask mask = make_causal_mask(attention_mask, tokens);
+  const auto [cos, sin] = rope_tables(tokens, config_.head_dim(), config_.rope_theta, inputs_embeds.device());
+  at::Tensor x = inputs_embeds;
+  for (const auto& module : *layers) {
+    auto layer = std::static_pointer_cast<Qwen2DecoderLayerImpl>(module);
+    if (activation_checkpointing && is_training()) {
+      x = checkpoint([layer, cos = cos, sin = sin, mask](const at::Tensor& input) {
+        return layer->forward(input, cos, sin, mask);
+      }, x);
+    } else {
+      x = layer->forward(x, cos, sin, mask);
+    }
+  }
+  return norm(x);
+}
+
+Qwen2ForCausalLMImpl::Qwen2ForCausalLMImpl(const LlmConfig& config) : config_(config) {
+  model = register_module("model", Qwen2Model(config));
+  if (!config.tie_word_embeddings) {
+    lm_head = register_module("lm_head",
+                              torch::nn::Linear(torch::nn::LinearOptions(config.hidden_size, config.vocab_size).bias(false)));
+  }
+}
+
+at::Tensor Qwen2ForCausalLMImpl::embed(const at::Tensor& input_ids) {
+  VT_CHECK(input_ids.scalar_type() == at::kLong, "language_model: input_ids must be int64, got ", input_ids.scalar_type());
+  if (input_ids.numel() > 0) {
+    at::Tensor bad = at::logical_or(input_ids < 0, input_ids >= config_.vocab_size);
+    if (bad.any().item<bool>()) {
+      at::Tensor index = bad.nonzero()[0].cpu();  // first offending position, one coordinate per dimension
+      std::string position;
+      for (int64_t d = 0; d < index.numel(); ++d) position += (d ? "," : "") + std::to_string(index[d].item<int64_t>());
+      VT_FAIL("language_model: token id ", input_ids.index({bad})[0].item<int64_t>(), " at input_ids[", position,
+              "] is outside the vocabulary of ", config_.vocab_size);
+    }
+  }
+  return model->embed_tokens(input_ids);
+}
+
+at::Tensor Qwen2ForCausalLMImpl::logits(const at::Tensor& hidden) {
+  return lm_head ? lm_head(hidden) : at::linear(hidden, model->embed_tokens->weight);
+}
+
+}  // namespace vesseltune::model

@@ -1,0 +1,37 @@
+#include "vesseltune/model/sa2va_model.h"
+
+#include "vesseltune/core/check.h"
+
+namespace vesseltune::model {
+
+Sa2VAModelImpl::Sa2VAModelImpl(const Sa2VAConfig& config, const sam2::Sam2Config& sam2_config,
+                               const MaskLossOptions& loss_options)
+    : Sa2VAVisionLanguageImpl(config), loss_options_(loss_options) {
+  VT_CHECK(config.prompt_dim == sam2_config.d_model, "Sa2VA: text_hidden_fcs gives ", config.prompt_dim,
+           "-wide prompts but SAM2's decoder is ", sam2_config.d_model, " wide");
+  grounding_encoder = register_module("grounding_encoder", sam2::GroundingEncoder(sam2_config));
+}
+
+Sa2VAStepOutput Sa2VAModelImpl::forward(const Sa2VABatch& batch) {
+  const std::vector<int64_t>& per_sample = batch.inputs.masks_per_sample;
+  VT_CHECK(!per_sample.empty() && batch.masks.defined(), "Sa2VA step: masks and masks_per_sample are required");
+  Sa2VAOutputs language = Sa2VAVisionLanguageImpl::forward(batch.inputs);  // checks [SEG] counts = masks
+  sam2::LanguagePromptedMasks masks =
+      grounding_encoder->forward(batch.sam_images, language.prompt_embeddings, per_sample);
+
+  const int64_t size = masks.best_mask_logits.size(-1);
+  at::Tensor targets = resize_masks_nearest(batch.masks, size);
+  at::Tensor fov = batch.fov.defined() ? resize_masks_nearest(batch.fov, size) : at::Tensor();
+  MaskLosses losses = sa2va_mask_losses(masks.best_mask_logits, targets, loss_options_, fov);
+
+  Sa2VAStepOutput out;
+  out.llm_loss = language.llm_loss.defined() ? language.llm_loss : at::zeros({}, losses.loss_mask.options());
+  out.loss_mask = losses.loss_mask;
+  out.loss_dice = losses.loss_dice;
+  out.loss_cldice = losses.loss_cldice;
+  out.total = out.llm_loss + losses.total();
+  out.mask_logits = masks.best_mask_logits;
+  return out;
+}
+
+}  // namespace vesseltune::model

@@ -1,0 +1,215 @@
+// Pixel operations, augmentations and model inputs against hand-computed values.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "vesseltune/core/check.h"
+#include "vesseltune/data/augment.h"
+#include "vesseltune/data/clahe.h"
+#include "vesseltune/data/image_ops.h"
+#include "vesseltune/data/model_inputs.h"
+
+namespace vesseltune::data {
+namespace {
+
+// 2×3 one-channel image:  1 2 3
+//                         4 5 6
+Image small() {
+  Image image(2, 3, 1);
+  image.pixels = {1, 2, 3, 4, 5, 6};
+  return image;
+}
+
+TEST(ImageOps, FlipsAndQuarterTurnsMatchHandComputedResults) {
+  EXPECT_EQ(flip_horizontal(small()).pixels, (std::vector<uint8_t>{3, 2, 1, 6, 5, 4}));
+  EXPECT_EQ(flip_vertical(small()).pixels, (std::vector<uint8_t>{4, 5, 6, 1, 2, 3}));
+  // numpy.rot90([[1,2,3],[4,5,6]]) = [[3,6],[2,5],[1,4]]
+  const Image once = rotate90(small(), 1);
+  EXPECT_EQ(once.height, 3);
+  EXPECT_EQ(once.width, 2);
+  EXPECT_EQ(once.pixels, (std::vector<uint8_t>{3, 6, 2, 5, 1, 4}));
+  EXPECT_EQ(rotate90(small(), 2).pixels, (std::vector<uint8_t>{6, 5, 4, 3, 2, 1}));
+  EXPECT_EQ(rotate90(small(), 3).pixels, (std::vector<uint8_t>{4, 1, 5, 2, 6, 3}));
+  EXPECT_EQ(rotate90(small(), 4).pixels, small().pixels);
+}
+
+TEST(ImageOps, NearestResizeFollowsTorchNearest) {
+  // 2×3 → 4×2: rows floor(y·2/4) = 0,0,1,1; columns floor(x·3/2) = 0,1.
+  EXPECT_EQ(resize_nearest(small(), 4, 2).pixels, (std::vector<uint8_t>{1, 2, 1, 2, 4, 5, 4, 5}));
+}
+
+TEST(ImageOps, WarpWithIdentityOrHalfTurnIsExact) {
+  Image image(5, 4, 1);
+  for (size_t i = 0; i < image.pixels.size(); ++i) image.pixels[i] = static_cast<uint8_t>(10 * i);
+  EXPECT_EQ(warp(image, rotation_about_centre(5, 4, 0, 1), 5, 4, Interpolation::bilinear).pixels, image.pixels);
+  EXPECT_EQ(warp(image, rotation_about_centre(5, 4, 0, 1), 5, 4, Interpolation::nearest).pixels, image.pixels);
+  // 180° about the centre is a flip both ways.
+  const Image half = warp(image, rotation_about_centre(5, 4, 180, 1), 5, 4, Interpolation::nearest);
+  EXPECT_EQ(half.pixels, rotate90(image, 2).pixels);
+}
+
+TEST(Clahe, ConstantImageMapsToTheClippedHistogramsValue) {
+  // 16×16 of 0, one tile, clip 2: limit = 2·256/256 = 2, excess 254 spread one each over bins 0..253,
+  // so bin 0 holds 3 and the output is round(255 · 3 / 256) = 3.
+  const Image out = clahe_plane(Image(16, 16, 1, 0), 2.0, 1);
+  for (uint8_t v : out.pixels) ASSERT_EQ(v, 3);
+}
+
+TEST(Clahe, RgbKeepsChannelRatios) {
+  Image image(16, 16, 3);
+  for (int y = 0; y < 16; ++y) {
+    for (int x = 0; x < 16; ++x) {
+      const auto v = static_cast<uint8_t>(60 + 4 * x);
+      image.at(y, x, 0) = v;
+      image.at(y, x, 1) = v / 2;
+      image.at(y, x, 2) = v / 4;
+    }
+  }
+  const Image out = clahe_rgb(image, 2.0, 2);
+  for (int x = 0; x < 16; x += 5) {
+    EXPECT_NEAR(out.at(8, x, 1), out.at(8, x, 0) / 2.0, 1.0);
+    EXPECT_NEAR(out.at(8, x, 2), out.at(8, x, 0) / 4.0, 1.0);
+  }
+}
+
+TEST(Augment, MaskFovAndImageStayAligned) {
+  // The image carries the mask in its red channel and the FOV in its green one; after any augmentation
+  // (geometry and photometry), a pixel's red and green must still say what its mask and FOV say.
+  const int h = 48, w = 64;
+  SampleRecord base;
+  base.image = Image(h, w, 3);
+  base.mask = Image(h, w, 1);
+  base.fov = Image(h, w, 1);
+  for (int y = 0; y < h; ++y) {
+    for (int x = 0; x < w; ++x) {
+      const bool vessel = (x / 6 + y / 5) % 3 == 0 || x == y;
+      const bool inside = (x - 32) * (x - 32) + (y - 24) * (y - 24) < 22 * 22 || x < 10;
+      base.mask.at(y, x) = vessel;
+      base.fov.at(y, x) = inside;
+      base.image.at(y, x, 0) = vessel ? 255 : 0;
+      base.image.at(y, x, 1) = inside ? 255 : 0;
+    }
+  }
+  AugmentOptions options;
+  options.flip_probability = 0.5;
+  options.affine_probability = 1.0;
+  options.max_rotation_degrees = 25;
+  options.max_scale_change = 0.2;
+  options.photometric_probability = 1.0;
+  options.clahe_probability = 0.0;
+  int changed = 0;
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    SampleRecord sample = base;
+    augment(sample, options, seed);
+    ASSERT_EQ(sample.mask.height, sample.image.height);
+    ASSERT_EQ(sample.fov.width, sample.image.width);
+    changed += sample.mask.pixels != base.mask.pixels;
+    int agree = 0, total = 0;
+    for (int y = 0; y < sample.image.height; ++y) {
+      for (int x = 0; x < sample.image.width; ++x) {
+        const int red = sample.image.at(y, x, 0), green = sample.image.at(y, x, 1);
+        // Bilinear edges blend; where the image is decisive it must match the nearest-sampled planes.
+        if (red < 60 || red > 200) {
+          ++total;
+          agree += (red > 200) == (sample.mask.at(y, x) == 1);
+        }
+        if (green < 60 || green > 200) {
+          ++total;
+          agree += (green > 200) == (sample.fov.at(y, x) == 1);
+        }
+      }
+    }
+    EXPECT_GT(agree, total * 0.97) << "seed " << seed;
+  }
+  EXPECT_GT(changed, 30);  // the augmentations did move things
+}
+
+TEST(Augment, SameSeedSameResultAndDisabledDoesNothing) {
+  SampleRecord a;
+  a.image = Image(10, 12, 3);
+  for (size_t i = 0; i < a.image.pixels.size(); ++i) a.image.pixels[i] = static_cast<uint8_t>(i * 37);
+  a.mask = Image(10, 12, 1, 1);
+  a.fov = Image(10, 12, 1, 1);
+  SampleRecord b = a, c = a;
+  AugmentOptions options;
+  augment(a, options, 5);
+  augment(b, options, 5);
+  EXPECT_EQ(a.image.pixels, b.image.pixels);
+  options.enabled = false;
+  augment(c, options, 5);
+  EXPECT_EQ(c.image.pixels, SampleRecord(c).image.pixels);
+}
+
+TEST(ModelInputs, TileGridFollowsInternVLDynamicPreprocess) {
+  const ModelInputOptions o;  // 448 px tiles, 1..12
+  auto grid = [&](int w, int h) {
+    const TileGrid g = choose_tile_grid(w, h, o);
+    return std::pair{g.columns, g.rows};
+  };
+  // DRIVE 565×584: aspect 0.967, nearest 1:1 grids tie; 2×2 needs area > 0.5·448²·4 = 401,408 > 329,960.
+  EXPECT_EQ(grid(565, 584), (std::pair{1, 1}));
+  // 1024×1024: 1,048,576 > 401,408 so 2×2 replaces 1×1; 3×3 needs > 903,168 too: 3×3 wins.
+  EXPECT_EQ(grid(1024, 1024), (std::pair{3, 3}));
+  // HRF 3504×2336: aspect 1.5 exactly = 3:2 (6 tiles); 6:4 (24) is beyond 12.
+  EXPECT_EQ(grid(3504, 2336), (std::pair{3, 2}));
+  // 1000×300: aspect 3.33, candidates 3:1 (diff 0.33) and 4:1 (0.67): 3×1.
+  EXPECT_EQ(grid(1000, 300), (std::pair{3, 1}));
+  // 300×2000: aspect 0.15, nearest is 1:6 (0.167), then 1:7 (0.143 → diff 0.007 < 0.017): 1×7.
+  EXPECT_EQ(grid(300, 2000), (std::pair{1, 7}));
+}
+
+TEST(ModelInputs, ShapesNormalisationAndThumbnail) {
+  SampleRecord record;
+  record.image = Image(300, 600, 3, 0);
+  for (int y = 0; y < 300; ++y) {
+    for (int x = 0; x < 600; ++x) record.image.at(y, x, 0) = 255;  // pure red
+  }
+  record.mask = Image(300, 600, 1, 0);
+  record.mask.at(0, 599) = 1;  // top-right pixel → top-right of the 256×256 mask
+  record.fov = Image(300, 600, 1, 1);
+  record.texts = {"a", "b"};
+  ModelInputOptions o;
+  o.full_resolution = true;
+  const Sample s = make_model_inputs(record, o, 1);
+  // 600×300 → aspect 2 → 2×1 grid plus a thumbnail.
+  EXPECT_EQ(s.grid.columns, 2);
+  EXPECT_EQ(s.grid.rows, 1);
+  EXPECT_EQ(s.tiles.sizes(), (std::vector<int64_t>{3, 3, 448, 448}));
+  EXPECT_EQ(s.sam_image.sizes(), (std::vector<int64_t>{3, 1024, 1024}));
+  EXPECT_EQ(s.mask.sizes(), (std::vector<int64_t>{256, 256}));
+  EXPECT_EQ(s.full_mask.sizes(), (std::vector<int64_t>{300, 600}));
+  EXPECT_EQ(s.tiles.scalar_type(), at::kByte);
+  EXPECT_EQ(s.sam_image.scalar_type(), at::kByte);
+  // A constant image resizes to itself: channels first, red 255, green and blue 0.
+  EXPECT_EQ(s.sam_image[0].min().item<uint8_t>(), 255);
+  EXPECT_EQ(s.sam_image[1].max().item<uint8_t>(), 0);
+  EXPECT_EQ(s.tiles[2][0].min().item<uint8_t>(), 255);  // the thumbnail
+  EXPECT_EQ(s.tiles[1][2].max().item<uint8_t>(), 0);
+  // Nearest: output (0, 255) reads input (0, floor(255·600/256) = 597): 0; the 1 at column 599 is not hit.
+  EXPECT_EQ(s.mask.sum().item<int64_t>(), 0);
+  EXPECT_EQ(s.full_mask.sum().item<int64_t>(), 1);
+  EXPECT_EQ(s.fov.sum().item<int64_t>(), 256 * 256);
+  EXPECT_TRUE(s.text == "a" || s.text == "b");
+}
+
+TEST(ModelInputs, NormalizeForModelGivesImageNetNormalisedFloats) {
+  Batch batch;
+  batch.tiles = at::zeros({2, 3, 4, 4}, at::kByte);
+  batch.tiles[1][0].fill_(255);
+  batch.sam_images = at::full({1, 3, 8, 8}, 128, at::kByte);
+  const ModelImages images = normalize_for_model(batch, at::kCPU);
+  EXPECT_EQ(images.tiles.scalar_type(), at::kFloat);
+  EXPECT_EQ(images.tiles.sizes(), (std::vector<int64_t>{2, 3, 4, 4}));
+  EXPECT_EQ(images.sam_images.sizes(), (std::vector<int64_t>{1, 3, 8, 8}));
+  // (1 - 0.485) / 0.229 for red 255, (0 - 0.456) / 0.224 for green 0, (128/255 - 0.406) / 0.225 for blue 128.
+  EXPECT_NEAR(images.tiles[1][0][3][3].item<float>(), 2.2489083f, 1e-5);
+  EXPECT_NEAR(images.tiles[0][1][0][0].item<float>(), -2.0357143f, 1e-5);
+  EXPECT_NEAR(images.sam_images[0][2][5][5].item<float>(), 0.4264924f, 1e-5);
+  EXPECT_EQ(normalize_for_model(batch, at::kCPU, {}, at::kDouble).tiles.scalar_type(), at::kDouble);
+  batch.sam_images = batch.sam_images.to(at::kFloat);
+  EXPECT_THROW(normalize_for_model(batch, at::kCPU), Error);  // already floats: refused, not normalised twice
+}
+
+}  // namespace
+}  // namespace vesseltune::data

@@ -1,0 +1,98 @@
+#pragma once
+// The small network and data the ZeRO tests train (equivalence, checkpoints): the same seed gives the same
+// network on every rank; each step's batch is drawn from the step number, so every rank and the
+// single-process reference see the same samples. Sizes are chosen so that buckets need padding at world 2 and 3.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "vesseltune/comm/launch.h"
+#include "vesseltune/optim/zero_optimizer.h"
+
+namespace vesseltune::testing_support {
+
+using namespace vesseltune::optim;
+
+inline constexpr int kBatch = 12;  // divisible by world 1..3 times accumulation 1..2
+inline constexpr double kLr = 1e-2;
+inline constexpr double kWeightDecay = 0.1;
+inline constexpr int64_t kBucket = 40;
+
+struct TinyNetImpl : torch::nn::Module {
+  TinyNetImpl() {
+    fc1 = register_module("fc1", torch::nn::Linear(7, 13));
+    norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({13})));
+    fc2 = register_module("fc2", torch::nn::Linear(13, 5));
+    scale = register_parameter("scale", torch::full({5}, 1.5));
+  }
+  torch::Tensor forward(const torch::Tensor& x) { return fc2(torch::tanh(norm(fc1(x)))) * scale; }
+  torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  torch::nn::LayerNorm norm{nullptr};
+  torch::Tensor scale;
+};
+TORCH_MODULE(TinyNet);
+
+struct ZeroSetup {
+  int stage;
+  OffloadDevice offload;
+  int accumulation;
+  double clip;
+};
+
+inline std::unique_ptr<comm::Communicator> make_comm(const comm::World& world) {
+  return comm::make_communicator(world, comm::Backend::automatic, std::chrono::seconds(120));
+}
+
+inline TinyNet make_net(uint64_t seed, const at::Device& device) {
+  torch::manual_seed(seed);
+  TinyNet net;
+  net->to(device);
+  return net;
+}
+
+struct Data {
+  torch::Tensor x, y;
+};
+inline Data batch(int step, const at::Device& device) {
+  torch::manual_seed(1000 + step);
+  return Data{torch::randn({kBatch, 7}).to(device), torch::randn({kBatch, 5}).to(device)};
+}
+
+inline ZeroConfig zero_config(const ZeroSetup& setup) {
+  ZeroConfig config;
+  config.stage = setup.stage;
+  config.offload = setup.offload;
+  config.gradient_clipping = setup.clip;
+  config.weight_decay = kWeightDecay;
+  config.reduce_bucket_numel = kBucket;
+  config.optimizer_threads = 2;
+  return config;
+}
+
+// One optimizer step of the ZeRO run: this rank's rows of the batch, in `accumulation` micro-steps.
+inline StepResult zero_step(TinyNet& net, ZeroOptimizer& optimizer, const comm::Communicator& comm, int step, int accumulation,
+                     double poison = 1.0) {
+  const Data data = batch(step, comm.device());
+  const int rows = kBatch / comm.size();
+  const int micro_rows = rows / accumulation;
+  for (int micro = 0; micro < accumulation; ++micro) {
+    optimizer.begin_micro_step(micro == accumulation - 1);
+    const int64_t first = comm.rank() * rows + micro * micro_rows;
+    const auto x = data.x.narrow(0, first, micro_rows), y = data.y.narrow(0, first, micro_rows);
+    const auto loss = torch::mse_loss(net->forward(x), y) / accumulation * poison;
+    loss.backward();
+  }
+  return optimizer.step(kLr);
+}
+
+inline void expect_close(TinyNet& actual, TinyNet& expected, double relative, const std::string& what) {
+  const auto a = actual->named_parameters(), e = expected->named_parameters();
+  for (const auto& item : e) {
+    const auto& want = item.value();
+    const auto& got = a[item.key()];
+    const double scale = want.abs().max().item<double>();
+    const double error = (got - want).abs().max().item<double>();
+    EXPECT_LE(error, relative * scale) << what << ": " << item.key() << " differs by " << error << " (scale " << scale << ")";
+  }
+}
+
+}  // namespace vesseltune::testing_support
