@@ -4,6 +4,8 @@
 #include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "vesseltune/comm/launch.h"
 #include "vesseltune/core/log.h"
 #include "vesseltune/optim/deepspeed_config.h"
@@ -47,10 +49,8 @@ int main(int argc, char** argv) {
     }
     auto communicator = comm::make_communicator(world, comm::parse_backend(backend), std::chrono::seconds(300));
     const at::Device device = communicator->device();
-    for (int r = 0; r < world.size; ++r) {
-      VT_LOG(info) << "world: " << world.describe(r) << " local rank " << (r == world.rank ? world.local_rank : -1)
-                   << " backend " << communicator->backend() << " device " << device;
-    }
+    for (int r = 0; r < world.size; ++r) VT_LOG(info) << "world: " << world.describe(r);
+    VT_LOG(info) << "backend " << communicator->backend() << ", device " << device;
     VT_LOG(info) << "effective batch = " << world.size << " ranks x " << micro_batch << " x " << accumulation
                  << " accumulation = " << world.size * micro_batch * accumulation;
 
@@ -58,7 +58,8 @@ int main(int argc, char** argv) {
     torch::nn::Sequential net(torch::nn::Linear(32, 256), torch::nn::Tanh(), torch::nn::Linear(256, 256),
                               torch::nn::Tanh(), torch::nn::Linear(256, 1));
     net->to(device);
-    const torch::Tensor teacher = torch::randn({32, 1}).to(device);
+    // The target sin(x . w) with |w| ~ 1, so that it is smooth enough to learn in a few hundred steps.
+    const torch::Tensor teacher = (torch::randn({32, 1}) / std::sqrt(32.0)).to(device);
 
     comm::Fingerprint identity;
     identity.add("demo", "steps " + std::to_string(steps) + ", lr " + std::to_string(lr));
