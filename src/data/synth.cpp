@@ -114,6 +114,17 @@ void rasterise(const std::vector<Tree>& trees, int size, Image& mask, std::vecto
   }
 }
 
+// A sample whose vessel mask (and per-pixel vessel opacity, for shading) is rasterised from `trees`; the
+// image and field of view are left for the style to paint.
+SampleRecord rasterised_sample(const std::vector<Tree>& trees, int size, uint8_t fov_fill, std::vector<float>& opacity) {
+  SampleRecord record;
+  record.mask = Image(size, size, 1);
+  rasterise(trees, size, record.mask, opacity);
+  record.image = Image(size, size, 3);
+  record.fov = Image(size, size, 1, fov_fill);
+  return record;
+}
+
 // Image grain: triangular noise of unit variance (two uniforms), far cheaper per pixel than a normal draw
 // and indistinguishable at this amplitude.
 double grain(Random& random) { return (random.unit() + random.unit() - 1.0) * 2.449489742783178; }
@@ -144,13 +155,8 @@ SampleRecord fundus(Random& random, int size) {
     grow(tree, random, style, disc_x, disc_y, angle, radius, s * random.uniform(0.7, 1.0), 0, cx, cy, fov_radius);
     trees.push_back(std::move(tree));
   }
-  SampleRecord record;
-  record.mask = Image(size, size, 1);
   std::vector<float> opacity;
-  rasterise(trees, size, record.mask, opacity);
-
-  record.image = Image(size, size, 3);
-  record.fov = Image(size, size, 1);
+  SampleRecord record = rasterised_sample(trees, size, 0, opacity);
   ValueNoise texture(random, 12, size);
   const double base[3] = {random.uniform(190, 230), random.uniform(75, 110), random.uniform(25, 50)};
   const double tilt_x = random.uniform(-0.15, 0.15), tilt_y = random.uniform(-0.15, 0.15);
@@ -199,12 +205,8 @@ SampleRecord angio(Random& random, int size) {
          s / 2, s * 0.75);
     trees.push_back(std::move(tree));
   }
-  SampleRecord record;
-  record.mask = Image(size, size, 1);
   std::vector<float> opacity;
-  rasterise(trees, size, record.mask, opacity);
-  record.image = Image(size, size, 3);
-  record.fov = Image(size, size, 1, 1);
+  SampleRecord record = rasterised_sample(trees, size, 1, opacity);
   ValueNoise coarse(random, 4, size), fine(random, 24, size);
   const double level = random.uniform(140, 185);
   const double band_angle = random.uniform(0, M_PI), band_period = s * random.uniform(0.25, 0.45);
