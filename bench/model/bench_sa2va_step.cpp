@@ -47,7 +47,7 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Sa2VA vision-language forward + backward"};
+  CLI::App app{"Sa2VA forward + backward: the vision-language half, or the whole model with --sam2"};
   std::string preset = "sa2va-1b";
   std::vector<int64_t> tiles_list = {1, 7};
   int64_t batch = 1, lora_r = 128, steps = 5;
