@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstdio>
 
+#include "../bench_support.h"
 #include "vesseltune/core/torch_compat.h"
 #include "vesseltune/model/lora.h"
 #include "vesseltune/model/sa2va_model.h"
@@ -38,11 +39,7 @@ model::Sa2VAInputs make_batch(const model::Sa2VAConfig& config, int64_t batch, i
   in.masks_per_sample.assign(batch, 1);
   return in;
 }
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+using vesseltune::bench::median;
 
 }  // namespace
 

@@ -13,7 +13,9 @@
 #include <chrono>
 #include <cstdio>
 
+#include "../bench_support.h"
 #include "vesseltune/comm/launch.h"
+#include "vesseltune/core/torch_compat.h"
 #include "vesseltune/optim/zero_optimizer.h"
 
 using namespace vesseltune;
@@ -21,15 +23,11 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+using bench::median;
+using bench::ms_since;
+
 void synchronize(const at::Device& device) {
-  if (device.is_cuda()) torch::cuda::synchronize();
-}
-
-double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
-
-double median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values.empty() ? 0 : values[values.size() / 2];
+  if (device.is_cuda()) compat::cuda_synchronize(device.index());
 }
 
 // Slowest rank's value: a step is as slow as its slowest rank.

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <vector>
 
+#include "../bench_support.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/torch_compat.h"
 #include "vesseltune/model/sa2va_losses.h"
@@ -18,14 +19,7 @@
 
 using namespace vesseltune;
 
-namespace {
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-}  // namespace
+using vesseltune::bench::median;
 
 int main(int argc, char** argv) {
   CLI::App app{"SAM2 grounding encoder: forward + backward of one Sa2VA step"};
