@@ -21,7 +21,9 @@ DistributedSampler::DistributedSampler(int64_t dataset_size, SamplerOptions opti
 int64_t DistributedSampler::samples_per_rank(int64_t consumed) const {
   VT_CHECK(consumed >= 0 && consumed <= epoch_length(), "sampler: position ", consumed, " is outside the epoch of ",
            epoch_length());
-  return (epoch_length() - consumed) / options_.world;
+  const int64_t remaining = epoch_length() - consumed;
+  if (options_.drop_remainder) return remaining / options_.world;
+  return remaining / options_.world + (options_.rank < remaining % options_.world ? 1 : 0);
 }
 
 std::vector<int64_t> DistributedSampler::epoch_order(int64_t epoch) const {
@@ -48,6 +50,8 @@ std::vector<int64_t> DistributedSampler::rank_indices(SamplerPosition from) cons
 SamplerPosition DistributedSampler::advance(SamplerPosition from, int64_t count) const {
   VT_CHECK(count >= 0 && count <= samples_per_rank(from.consumed), "sampler: cannot advance ", count,
            " samples per rank from position ", from.consumed);
+  // Without the remainder drop, ranks' parts differ by one: a rank that has read all of its part is at the end.
+  if (!options_.drop_remainder && count == samples_per_rank(from.consumed)) return {from.epoch, epoch_length()};
   return {from.epoch, from.consumed + count * options_.world};
 }
 

@@ -55,6 +55,20 @@ TEST(Sampler, UnshuffledPartsAreRoundRobinWithTheRemainderDropped) {
   EXPECT_EQ(DistributedSampler(3, o).rank_indices({0, 0}), (std::vector<int64_t>{1, 1}));
 }
 
+TEST(Sampler, WithoutDroppingTheRemainderEveryPositionIsReadOnce) {
+  // Evaluation: 7 samples over 3 ranks → rank 0 reads 0, 3, 6; ranks 1 and 2 read two each.
+  SamplerOptions o = options(0, 3, 1);
+  o.shuffle = false;
+  o.drop_remainder = false;
+  const std::vector<std::vector<int64_t>> expected = {{0, 3, 6}, {1, 4}, {2, 5}};
+  for (int rank = 0; rank < 3; ++rank) {
+    o.rank = rank;
+    const DistributedSampler sampler(7, o);
+    EXPECT_EQ(sampler.rank_indices({0, 0}), expected[rank]);
+    EXPECT_EQ(sampler.advance({0, 0}, sampler.samples_per_rank()).consumed, 7);  // the whole epoch, no further
+  }
+}
+
 TEST(Sampler, PartsAreDisjointEqualAndCoverTheEpochForOneToFourRanks) {
   for (int64_t size : {1220, 7, 10}) {
     for (int world = 1; world <= 4; ++world) {

@@ -6,6 +6,7 @@
 //
 // Remainder: every rank gets the same number of samples (collectives stay in step), so the last
 // (length - start) % world positions of an epoch are dropped; the shuffle changes them every epoch.
+// Evaluation keeps them (drop_remainder false): the first ranks then read one sample more.
 //
 // Resuming: SamplerPosition{epoch, consumed} counts positions consumed by all ranks together, so a run
 // can resume from it at the same or at another world size with exactly the samples that were next.
@@ -21,6 +22,7 @@ struct SamplerOptions {
   bool shuffle = true;  // false: positions in order (validation)
   int rank = 0;
   int world = 1;
+  bool drop_remainder = true;  // false: every position is read, ranks may differ by one sample (evaluation)
 };
 
 struct SamplerPosition {

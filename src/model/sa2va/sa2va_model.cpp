@@ -17,7 +17,7 @@ Sa2VAStepOutput Sa2VAModelImpl::forward(const Sa2VABatch& batch) {
   VT_CHECK(!per_sample.empty() && batch.masks.defined(), "Sa2VA step: masks and masks_per_sample are required");
   Sa2VAOutputs language = Sa2VAVisionLanguageImpl::forward(batch.inputs);  // checks [SEG] counts = masks
   sam2::LanguagePromptedMasks masks =
-      grounding_encoder->forward(batch.sam_images, language.prompt_embeddings, per_sample);
+      grounding_encoder->forward(batch.sam_images, language.prompt_embeddings, per_sample, config().object_score_gate);
 
   const int64_t size = masks.best_mask_logits.size(-1);
   at::Tensor targets = resize_masks_nearest(batch.masks, size);

@@ -12,7 +12,8 @@ GroundingEncoderImpl::GroundingEncoderImpl(const Sam2Config& config) {
 }
 
 LanguagePromptedMasks GroundingEncoderImpl::forward(const at::Tensor& images, const at::Tensor& language_embeddings,
-                                                    const std::vector<int64_t>& prompts_per_image) {
+                                                    const std::vector<int64_t>& prompts_per_image,
+                                                    bool gate_by_object_score) {
   VT_CHECK(images.dim() == 4 && images.size(0) == static_cast<int64_t>(prompts_per_image.size()),
            "grounding encoder: images ", images.sizes(), " with prompt counts for ", prompts_per_image.size(),
            " images");
@@ -20,7 +21,8 @@ LanguagePromptedMasks GroundingEncoderImpl::forward(const at::Tensor& images, co
   VT_CHECK(language_embeddings.size(0) == total, "grounding encoder: ", language_embeddings.size(0),
            " [SEG] embeddings but the prompt counts add up to ", total);
   ImageFeatures per_image = sam2_model_->encode_image(images);
-  return sam2_model_->segment(per_image.repeat_per_prompt(prompts_per_image), language_embeddings);
+  return sam2_model_->segment(per_image.repeat_per_prompt(prompts_per_image), language_embeddings,
+                              gate_by_object_score);
 }
 
 at::Tensor masks_from_logits(const at::Tensor& logits, int64_t model_size, int64_t height, int64_t width,

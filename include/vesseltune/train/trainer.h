@@ -1,0 +1,63 @@
+#pragma once
+// The training job (vesseltune-train), on every rank of a world:
+//
+//   config ─► communicator (NCCL on GPUs, MPI on CPUs) ─► Sa2VA (base weights, LoRA, trainable set)
+//          ─► loaders (this rank's part of the train split; the val split) ─► ZeRO optimizer ─► resume
+//   per optimizer step:  reseed(seed, step, rank)
+//                        accumulation × [next batch ─► encode ─► forward ─► (total / accumulation).backward()]
+//                        optimizer.step(lr of the schedule)  ─►  one all-reduce: losses + stop request
+//                        log / metrics row / validation / checkpoint, as due
+//   end (or SIGTERM/SIGUSR1): checkpoint, final validation, paths printed.
+//
+// Losses: each micro-step's loss is divided by the accumulation count and ZeRO averages gradients over ranks,
+// so a step's gradient is that of the mean loss over world × accumulation micro-batches. The mask losses are
+// means over masks (one per sample), hence exactly one large batch's; llm_loss is each micro-batch's mean over
+// its answer tokens, as in Sa2VA's xtuner runs.
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+#include "vesseltune/comm/world.h"
+#include "vesseltune/data/loader.h"
+#include "vesseltune/train/memory_plan.h"
+#include "vesseltune/train/model_setup.h"
+#include "vesseltune/train/train_config.h"
+
+namespace vesseltune::train {
+
+struct RunOptions {
+  std::string resume;       // "" (start fresh), "auto" (newest checkpoint in the work dir, if any) or a checkpoint file
+  int64_t stop_at_step = 0;  // > 0: end at this step as a stop signal would (save, return); tests and benchmarks
+};
+
+struct TrainingSummary {
+  int64_t first_step = 0;        // steps done when this run began (> 0 after a resume)
+  int64_t last_step = 0;         // steps done when it ended
+  bool stopped = false;          // ended early by SIGTERM / SIGUSR1 (on any rank), after saving
+  double initial_dice = -1;      // validation Dice in the FOV before training (fresh runs), -1 if not run
+  double final_dice = -1;        // at the end
+  std::filesystem::path last_checkpoint;
+  std::filesystem::path metrics_file;
+};
+
+// What the trainer feeds the model: the image branches' sizes and tiling for SHAPES, this rank's part of the train
+// split (shuffled, repeated, augmented, equal on every rank) and of the val split (every image once, as packed,
+// with full-resolution masks).
+data::ModelInputOptions model_input_options(const TrainConfig& config, const ModelShapes& shapes);
+data::LoaderOptions train_loader_options(const TrainConfig& config, const ModelShapes& shapes, const comm::World& world);
+data::LoaderOptions val_loader_options(const TrainConfig& config, const ModelShapes& shapes, const comm::World& world);
+
+// What the memory plan needs from a config (GPU dtype; the largest tiling the config allows, since the budget
+// must hold for it).
+PlanInputs memory_plan_inputs(const TrainConfig& config, int world_size);
+
+// Every generator (CPU and CUDA) from (seed, step, rank), before each step and validation: dropout and the loss's
+// point sampling of step S are the same whether or not the run was interrupted before S.
+void seed_step(uint64_t seed, int64_t step, int rank);
+
+// Collective over WORLD. Throws vesseltune::Error with context on bad input; the caller (comm::run_ranks) turns
+// that into a clean end of every rank.
+TrainingSummary run_training(const TrainConfig& config, const RunOptions& options, const comm::World& world);
+
+}  // namespace vesseltune::train

@@ -1,0 +1,35 @@
+#pragma once
+// Validation during training: the model on the validation split (no augmentation, teacher-forced default
+// prompt "... [SEG]."), each prediction resized to the image's native size as Sa2VA does
+// (sam2::masks_from_logits: bilinear to the SAM2 input size, then to the image's, sigmoid > 0.5), and the per-image Dice averaged over images: inside the field of view (how vessel papers
+// report it) and over the full image. Ranks split the images and sum their totals.
+
+#include <ATen/ATen.h>
+
+#include <cstdint>
+
+#include "vesseltune/comm/world.h"
+#include "vesseltune/data/loader.h"
+#include "vesseltune/model/sa2va_model.h"
+#include "vesseltune/train/batch_encoder.h"
+
+namespace vesseltune::train {
+
+// 2·|P ∩ T| / (|P| + |T|) over the pixels where REGION is 1 (every pixel when undefined); 1 when both are
+// empty there. Masks are 0/1 of any dtype and the same shape.
+double dice_score(const at::Tensor& predicted, const at::Tensor& truth, const at::Tensor& region = at::Tensor());
+
+struct ValidationResult {
+  double dice_fov = 0;   // mean per-image Dice inside the FOV
+  double dice_full = 0;  // mean per-image Dice over the whole image
+  double loss_mask = 0;  // mean over batches
+  double loss_dice = 0;
+  int64_t samples = 0;   // images over all ranks
+};
+
+// Collective over WORLD. LOADER must give full-resolution masks (ModelInputOptions::full_resolution) and keep
+// every sample (SamplerOptions::drop_remainder false); its epoch 0 is read from the start.
+ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, const BatchEncoder& encoder,
+                          at::Device device, at::ScalarType dtype, const comm::World& world);
+
+}  // namespace vesseltune::train

@@ -1,0 +1,73 @@
+#include "vesseltune/train/batch_encoder.h"
+
+#include <algorithm>
+#include <random>
+
+#include "vesseltune/core/check.h"
+#include "vesseltune/data/random.h"
+
+namespace vesseltune::train {
+
+BatchEncoder::BatchEncoder(text::Tokenizer tokenizer, model::Sa2VAConfig& config, data::ModelInputOptions inputs,
+                           bool fov_in_loss)
+    : tokenizer_(std::move(tokenizer)),
+      template_(text::chat_template(config.template_name)),
+      inputs_(inputs),
+      tokens_per_tile_(config.image_tokens_per_tile()),
+      max_length_(config.max_length),
+      fov_in_loss_(fov_in_loss) {
+  tokenizer_.add_tokens(text::sa2va_added_tokens(), true);
+  VT_CHECK(tokenizer_.vocab_size() <= config.llm.vocab_size, "the tokenizer has ", tokenizer_.vocab_size(),
+           " ids with Sa2VA's tokens, more than the model's vocabulary of ", config.llm.vocab_size,
+           " (model.tokenizer does not belong to model.preset / model.config_json)");
+  config.image_context_token_id = tokenizer_.token_id(text::kImageContextToken);
+  config.seg_token_id = tokenizer_.token_id(text::kSegToken);
+  // Qwen pads with <|endoftext|>; the id only fills masked positions, so any valid id would do.
+  pad_id_ = tokenizer_.has_token("<|endoftext|>") ? tokenizer_.token_id("<|endoftext|>") : 0;
+  prompts_.validate();
+}
+
+EncodedBatch BatchEncoder::encode(const data::Batch& batch, at::Device device, at::ScalarType dtype,
+                                  bool sample_prompts, uint64_t seed) const {
+  const int64_t size = batch.size();
+  std::vector<text::EncodedConversation> conversations;
+  int64_t longest = 0, tokens = 0;
+  for (int64_t i = 0; i < size; ++i) {
+    std::mt19937_64 rng(data::mix_seed(seed, static_cast<uint64_t>(batch.position.epoch),
+                                       static_cast<uint64_t>(batch.position.consumed * size + i)));
+    const text::Turn turn = sample_prompts ? prompts_.sample(rng) : prompts_.default_turn();
+    text::EncodeOptions options;
+    options.image_tokens_per_tile = tokens_per_tile_;
+    options.tiles = batch.tiles_per_sample.at(i);
+    options.max_length = max_length_;
+    conversations.push_back(text::encode_conversation(tokenizer_, template_, {turn}, options));
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(conversations.back().input_ids.size()));
+    tokens += static_cast<int64_t>(conversations.back().input_ids.size());
+  }
+  at::Tensor input_ids = at::full({size, longest}, pad_id_, at::kLong);
+  at::Tensor labels = at::full({size, longest}, text::kIgnoreIndex, at::kLong);
+  at::Tensor attention = at::zeros({size, longest}, at::kLong);
+  for (int64_t i = 0; i < size; ++i) {
+    const auto& c = conversations[i];
+    const int64_t n = static_cast<int64_t>(c.input_ids.size());
+    input_ids[i].slice(0, 0, n).copy_(at::tensor(c.input_ids, at::kLong));
+    labels[i].slice(0, 0, n).copy_(at::tensor(c.labels, at::kLong));
+    attention[i].slice(0, 0, n).fill_(1);
+  }
+
+  const data::ModelImages images = data::normalize_for_model(batch, device, inputs_, dtype);
+  EncodedBatch encoded;
+  encoded.tokens = tokens;
+  model::Sa2VABatch& out = encoded.inputs;
+  out.inputs.pixel_values = images.tiles;
+  out.inputs.input_ids = input_ids.to(device);
+  out.inputs.labels = labels.to(device);
+  out.inputs.attention_mask = attention.to(device);
+  out.inputs.masks_per_sample.assign(size, 1);
+  out.sam_images = images.sam_images;
+  out.masks = batch.masks.to(device, at::kFloat);
+  if (fov_in_loss_) out.fov = batch.fovs.to(device, at::kFloat);
+  return encoded;
+}
+
+}  // namespace vesseltune::train

@@ -1,0 +1,479 @@
+#include "vesseltune/train/trainer.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "vesseltune/comm/launch.h"
+#include "vesseltune/core/check.h"
+#include "vesseltune/core/log.h"
+#include "vesseltune/core/torch_compat.h"
+#include "vesseltune/data/random.h"
+#include "vesseltune/io/metrics_file.h"
+#include "vesseltune/optim/zero_optimizer.h"
+#include "vesseltune/text/tokenizer.h"
+#include "vesseltune/train/batch_encoder.h"
+#include "vesseltune/train/checkpoint_store.h"
+#include "vesseltune/train/model_setup.h"
+#include "vesseltune/train/stop_request.h"
+#include "vesseltune/train/validation.h"
+
+namespace vesseltune::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+
+double resident_host_gib() {
+  std::ifstream statm("/proc/self/statm");
+  int64_t pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(sysconf(_SC_PAGESIZE)) / kGiB;
+}
+
+std::string format_duration(double seconds) {
+  const auto total = static_cast<int64_t>(std::max(0.0, seconds));
+  char text[32];
+  std::snprintf(text, sizeof(text), "%lld:%02lld:%02lld", static_cast<long long>(total / 3600),
+                static_cast<long long>(total / 60 % 60), static_cast<long long>(total % 60));
+  return text;
+}
+
+std::string describe_parameters(const std::vector<ParameterCount>& counts) {
+  std::ostringstream out;
+  int64_t trainable = 0, frozen = 0;
+  out << "parameters by module (trainable / frozen):";
+  for (const auto& c : counts) {
+    out << "\n  " << std::left << std::setw(20) << c.module << std::right << std::setw(14) << c.trainable
+        << std::setw(14) << c.frozen;
+    trainable += c.trainable;
+    frozen += c.frozen;
+  }
+  out << "\n  " << std::left << std::setw(20) << "total" << std::right << std::setw(14) << trainable << std::setw(14)
+      << frozen;
+  return out.str();
+}
+
+// Sums over the steps since the last log line (already averaged over ranks).
+struct IntervalTotals {
+  double loss_mask = 0, loss_dice = 0, loss_cldice = 0, llm_loss = 0, grad_norm = 0, seconds = 0;
+  double data_seconds = 0, compute_seconds = 0, optimizer_seconds = 0;
+  int64_t steps = 0, samples = 0, tokens = 0;
+};
+
+// The training job's state and pieces on one rank.
+class Trainer {
+ public:
+  Trainer(const TrainConfig& config, const RunOptions& options, const comm::World& world);
+  TrainingSummary run();
+
+ private:
+  void log_start() const;
+  ValidationResult run_validation();
+  void record_validation(const ValidationResult& v);
+  fs::path save();
+  void write_run_status(bool stopped) const;
+
+  TrainConfig config_;
+  RunOptions options_;
+  const comm::World& world_;
+  std::unique_ptr<comm::Communicator> comm_;
+  at::Device device_{at::kCPU};
+  at::ScalarType dtype_ = at::kFloat;
+  ModelShapes shapes_;
+  std::unique_ptr<BatchEncoder> encoder_;
+  model::Sa2VAModel model_{nullptr};
+  std::unique_ptr<data::DataLoader> train_loader_;
+  std::unique_ptr<data::DataLoader> val_loader_;
+  std::unique_ptr<optim::ZeroOptimizer> optimizer_;
+  std::unique_ptr<CheckpointStore> store_;
+  std::unique_ptr<io::MetricsFile> metrics_;  // rank 0
+  TrainerState state_;
+  int64_t steps_per_epoch_ = 0;
+  int64_t last_validated_step_ = -1;
+  int64_t last_saved_step_ = -1;
+  fs::path last_checkpoint_;
+};
+
+Trainer::Trainer(const TrainConfig& config, const RunOptions& options, const comm::World& world)
+    : config_(config.with_deepspeed(world.size)), options_(options), world_(world) {
+  const fs::path work_dir(config_.runtime.work_dir);
+  if (world.rank == 0) fs::create_directories(work_dir);
+  MPI_Barrier(world.comm);
+  log::init({world.rank, log::Severity::info, false, (work_dir / "train.log").string()});
+
+  comm_ = comm::make_communicator(world, comm::parse_backend(config_.runtime.backend),
+                                  std::chrono::milliseconds(static_cast<int64_t>(config_.runtime.collective_timeout_s * 1000)));
+  device_ = comm_->device();
+  dtype_ = model_dtype(config_, device_);
+
+  shapes_ = model_shapes(config_);
+  encoder_ = std::make_unique<BatchEncoder>(text::Tokenizer::from_file(config_.model.tokenizer), shapes_.sa2va,
+                                            model_input_options(config_, shapes_), config_.loss.inside_fov);
+  model_ = build_model(shapes_, config_, device_, dtype_);
+  model_->train();
+
+  train_loader_ = std::make_unique<data::DataLoader>(
+      std::make_shared<const data::PackedDataset>(config_.data.path, config_.data.train_split),
+      train_loader_options(config_, shapes_, world));
+  steps_per_epoch_ = train_loader_->batches_per_epoch() / config_.train.accumulation;
+  VT_CHECK(steps_per_epoch_ >= 1, config_.data.path, ": the '", config_.data.train_split, "' split gives ",
+           train_loader_->batches_per_epoch(), " micro-batches per rank and epoch, fewer than train.accumulation = ",
+           config_.train.accumulation);
+
+  auto val_set = std::make_shared<const data::PackedDataset>(config_.data.path, config_.data.val_split);
+  if (val_set->size() > 0) {
+    val_loader_ = std::make_unique<data::DataLoader>(val_set, val_loader_options(config_, shapes_, world));
+  } else {
+    VT_LOG(warning) << config_.data.path << " has no '" << config_.data.val_split << "' samples: no validation";
+  }
+
+  comm::Fingerprint identity;
+  identity.add("config", config_.to_yaml());
+  optimizer_ = std::make_unique<optim::ZeroOptimizer>(optim::trainable_parameters(*model_),
+                                                      optim::default_param_groups(config_.zero_config()),
+                                                      config_.zero_config(), *comm_, identity);
+
+  state_.seed = config_.train.seed;
+  state_.world_size = world.size;
+  state_.schedule.lr = config_.train.lr;
+  state_.schedule.min_lr = config_.train.min_lr;
+  state_.schedule.total_steps =
+      config_.train.max_steps > 0 ? config_.train.max_steps : config_.train.epochs * steps_per_epoch_;
+  state_.schedule.warmup_steps =
+      static_cast<int64_t>(std::llround(config_.train.warmup_ratio * static_cast<double>(state_.schedule.total_steps)));
+  store_ = std::make_unique<CheckpointStore>(work_dir / "checkpoints", config_.train.save_total_limit);
+  log_start();
+
+  if (options_.resume.empty()) {
+    const std::vector<fs::path> existing = store_->list();
+    VT_CHECK(existing.empty(), config_.runtime.work_dir, " already holds checkpoints of a run (newest ",
+             existing.empty() ? "" : existing.front().string(),
+             "): continue it with --resume auto, or start a new run with another --work-dir");
+  } else {
+    if (auto resumed = store_->resume(options_.resume, *optimizer_, world)) {
+      const LrSchedule schedule = state_.schedule;
+      state_ = resumed->state;
+      state_.schedule = schedule;  // this run's config decides the schedule (e.g. more steps than before)
+      state_.world_size = world.size;
+      state_.val_dice = -1;
+      last_checkpoint_ = resumed->path;
+      last_saved_step_ = state_.step;
+      last_validated_step_ = state_.step;  // validated (or not) by the run that wrote it
+      VT_LOG(info) << "resumed from " << resumed->path.string() << ": step " << state_.step << ", epoch "
+                   << state_.sampler.epoch << " at position " << state_.sampler.consumed << ", written by "
+                   << resumed->state.world_size << " ranks, now " << world.size;
+    } else {
+      VT_LOG(info) << "no checkpoint in " << store_->directory().string() << ": starting from step 0";
+    }
+  }
+  if (world.rank == 0) {
+    metrics_ = std::make_unique<io::MetricsFile>((work_dir / "metrics.h5").string(), state_.step);
+  }
+}
+
+void Trainer::log_start() const {
+  VT_LOG(info) << "resolved config:\n" << config_.to_yaml();
+  for (int r = 0; r < world_.size; ++r) VT_LOG(info) << "world: " << world_.describe(r);
+  VT_LOG(info) << "backend " << comm_->backend() << ", device " << device_ << ", dtype "
+               << (dtype_ == at::kBFloat16 ? "bf16" : "fp32") << ", optimizer " << optimizer_->config().describe()
+               << (optimizer_->host_threads() > 0 ? ", " + std::to_string(optimizer_->host_threads()) + " host threads" : "");
+  VT_LOG(info) << describe_parameters(count_parameters(*model_));
+  if (device_.is_cuda()) {
+    const PlanInputs plan = memory_plan_inputs(config_, world_.size);
+    VT_LOG(info) << format_plan(plan_memory(plan), plan);
+  }
+  const auto footprint = optimizer_->footprint();
+  VT_LOG(info) << "optimizer state per rank: " << footprint.device_bytes / kGiB << " GiB on the device, "
+               << footprint.host_bytes / kGiB << " GiB on the host";
+  VT_LOG(info) << "effective batch = " << world_.size << " ranks x " << config_.train.micro_batch << " micro-batch x "
+               << config_.train.accumulation << " accumulation = "
+               << world_.size * config_.train.micro_batch * config_.train.accumulation << " samples per step; "
+               << steps_per_epoch_ << " steps per epoch, " << state_.schedule.total_steps << " steps ("
+               << state_.schedule.warmup_steps << " warm-up)";
+}
+
+ValidationResult Trainer::run_validation() {
+  const auto start = Clock::now();
+  seed_step(config_.train.seed, state_.step, world_.rank);
+  const ValidationResult v = validate(model_, *val_loader_, *encoder_, device_, dtype_, world_);
+  last_validated_step_ = state_.step;
+  VT_LOG(info) << "val: iter: " << state_.step << ", dice_fov: " << v.dice_fov << ", dice_full: " << v.dice_full
+               << ", loss_mask: " << v.loss_mask << ", loss_dice: " << v.loss_dice << ", images: " << v.samples
+               << ", time: " << std::chrono::duration<double>(Clock::now() - start).count() << " s";
+  return v;
+}
+
+void Trainer::record_validation(const ValidationResult& v) {
+  state_.val_dice = v.dice_fov;
+  if (v.dice_fov > state_.best_dice) {
+    state_.best_dice = v.dice_fov;
+    state_.best_step = state_.step;
+  }
+  VT_LOG(info) << "val: best dice_fov " << state_.best_dice << " at iter " << state_.best_step;
+  if (metrics_) {
+    metrics_->append("validation", {{"step", static_cast<double>(state_.step)},
+                                    {"dice_fov", v.dice_fov},
+                                    {"dice_full", v.dice_full},
+                                    {"best_dice_fov", state_.best_dice},
+                                    {"loss_mask", v.loss_mask},
+                                    {"loss_dice", v.loss_dice},
+                                    {"samples", static_cast<double>(v.samples)}});
+  }
+}
+
+// WORK_DIR/run_status.json, for job scripts (requeue a stopped run, not a finished one) and users.
+void Trainer::write_run_status(bool stopped) const {
+  if (world_.rank != 0) return;
+  const fs::path path = fs::path(config_.runtime.work_dir) / "run_status.json";
+  const fs::path temporary = fs::path(path.string() + ".tmp");
+  {
+    std::ofstream out(temporary);
+    const nlohmann::json status = {{"state", stopped ? "stopped" : "finished"},
+                                   {"step", state_.step},
+                                   {"total_steps", state_.schedule.total_steps},
+                                   {"checkpoint", last_checkpoint_.string()}};
+    out << status.dump(2) << "\n";
+    VT_CHECK(out.good(), "cannot write ", temporary.string());
+  }
+  VT_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "cannot rename ", temporary.string());
+}
+
+fs::path Trainer::save() {
+  const auto start = Clock::now();
+  last_checkpoint_ = store_->save(state_, config_.to_yaml(), *optimizer_, world_);
+  last_saved_step_ = state_.step;
+  VT_LOG(info) << "saved checkpoint " << last_checkpoint_.string() << " ("
+               << std::chrono::duration<double>(Clock::now() - start).count() << " s)";
+  return last_checkpoint_;
+}
+
+TrainingSummary Trainer::run() {
+  TrainingSummary summary;
+  summary.first_step = state_.step;
+  if (val_loader_ && state_.step == 0) {
+    const ValidationResult initial = run_validation();
+    summary.initial_dice = initial.dice_fov;
+    record_validation(initial);
+  }
+  install_stop_handlers();
+
+  const TrainSettings& t = config_.train;
+  const int64_t epoch_length = train_loader_->sampler().epoch_length();
+  train_loader_->start(state_.sampler);
+  IntervalTotals interval;
+  while (state_.step < state_.schedule.total_steps) {
+    const auto step_start = Clock::now();
+    comm_->set_phase("step " + std::to_string(state_.step + 1));
+    seed_step(t.seed, state_.step, world_.rank);
+    const double lr = state_.schedule.lr_at(state_.step);
+
+    at::Tensor losses = at::zeros({4}, at::TensorOptions(device_).dtype(at::kDouble));
+    int64_t samples = 0, tokens = 0;
+    // Host wall-clock phases (on a GPU, compute is the time to issue the work, unless something waits on it).
+    double data_seconds = 0, compute_seconds = 0;
+    for (int64_t micro = 0; micro < t.accumulation; ++micro) {
+      const auto wait_start = Clock::now();
+      std::optional<data::Batch> batch = train_loader_->next();
+      while (!batch) {  // this rank's part of the epoch is done (at the same step on every rank)
+        state_.sampler = {state_.sampler.epoch + 1, 0};
+        train_loader_->start(state_.sampler);
+        batch = train_loader_->next();
+      }
+      const auto compute_start = Clock::now();
+      data_seconds += std::chrono::duration<double>(compute_start - wait_start).count();
+      optimizer_->begin_micro_step(micro == t.accumulation - 1);
+      const EncodedBatch encoded = encoder_->encode(*batch, device_, dtype_, true, t.seed);
+      const model::Sa2VAStepOutput out = model_->forward(encoded.inputs);
+      (out.total / static_cast<double>(t.accumulation)).backward();
+      losses += at::stack({out.loss_mask, out.loss_dice, out.loss_cldice, out.llm_loss}).detach().to(at::kDouble);
+      state_.sampler = batch->position;
+      samples += batch->size();
+      tokens += encoded.tokens;
+      compute_seconds += std::chrono::duration<double>(Clock::now() - compute_start).count();
+    }
+    const auto optimizer_start = Clock::now();
+    const optim::StepResult result = optimizer_->step(lr);
+    const double optimizer_seconds = std::chrono::duration<double>(Clock::now() - optimizer_start).count();
+    ++state_.step;
+
+    // One all-reduce per step: the losses for the log, and whether any rank was asked to stop.
+    at::Tensor shared = at::cat({losses / static_cast<double>(t.accumulation),
+                                 at::full({1}, static_cast<double>(stop_signal()), losses.options())});
+    comm_->all_reduce(shared, "step statistics")->synchronize();
+    const at::Tensor totals = shared.cpu() / static_cast<double>(world_.size);
+    const double* v = totals.data_ptr<double>();
+    const bool stop = v[4] > 0 || state_.step == options_.stop_at_step;
+    const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
+
+    state_.consecutive_nonfinite = result.applied ? 0 : state_.consecutive_nonfinite + 1;
+    if (!result.applied) {
+      VT_LOG(warning) << "iter " << state_.step << ": non-finite gradient (loss " << v[0] + v[1] + v[2] + v[3]
+                      << "), step skipped; " << state_.consecutive_nonfinite << " in a row";
+    }
+    VT_CHECK(state_.consecutive_nonfinite < t.max_nonfinite_steps, state_.consecutive_nonfinite,
+             " optimizer steps in a row had non-finite gradients (train.max_nonfinite_steps = ",
+             t.max_nonfinite_steps, "); the last good checkpoint is ", last_checkpoint_.string());
+
+    const double gpu_gib =
+        device_.is_cuda() ? static_cast<double>(compat::cuda_peak_allocated_bytes(device_.index())) / kGiB : 0.0;
+    const double samples_per_s = static_cast<double>(samples * world_.size) / step_seconds;
+    const double tokens_per_s = static_cast<double>(tokens * world_.size) / step_seconds;
+    if (metrics_) {
+      const double epoch = static_cast<double>(state_.sampler.epoch) +
+                           static_cast<double>(state_.sampler.consumed) / static_cast<double>(epoch_length);
+      metrics_->append("train", {{"step", static_cast<double>(state_.step)},
+                                 {"epoch", epoch},
+                                 {"loss_mask", v[0]},
+                                 {"loss_dice", v[1]},
+                                 {"loss_cldice", v[2]},
+                                 {"llm_loss", v[3]},
+                                 {"total", v[0] + v[1] + v[2] + v[3]},
+                                 {"lr", lr},
+                                 {"grad_norm", result.grad_norm},
+                                 {"step_time_s", step_seconds},
+                                 {"data_wait_s", data_seconds},
+                                 {"compute_s", compute_seconds},
+                                 {"optimizer_s", optimizer_seconds},
+                                 {"samples_per_s", samples_per_s},
+                                 {"tokens_per_s", tokens_per_s},
+                                 {"gpu_mem_gib", gpu_gib},
+                                 {"host_mem_gib", resident_host_gib()},
+                                 {"skipped_steps", static_cast<double>(optimizer_->skipped_steps())}});
+    }
+
+    interval.loss_mask += v[0];
+    interval.loss_dice += v[1];
+    interval.loss_cldice += v[2];
+    interval.llm_loss += v[3];
+    interval.grad_norm += result.grad_norm;
+    interval.seconds += step_seconds;
+    interval.data_seconds += data_seconds;
+    interval.compute_seconds += compute_seconds;
+    interval.optimizer_seconds += optimizer_seconds;
+    interval.steps += 1;
+    interval.samples += samples * world_.size;
+    interval.tokens += tokens * world_.size;
+    const bool last = state_.step == state_.schedule.total_steps || stop;
+    if (state_.step % t.log_interval == 0 || last) {
+      const double n = static_cast<double>(interval.steps);
+      std::ostringstream line;
+      line << "iter: " << state_.step << ", loss_mask: " << interval.loss_mask / n
+           << ", loss_dice: " << interval.loss_dice / n;
+      if (config_.loss.cldice_weight > 0) line << ", loss_cldice: " << interval.loss_cldice / n;
+      line << ", llm_loss: " << interval.llm_loss / n << ", total: "
+           << (interval.loss_mask + interval.loss_dice + interval.loss_cldice + interval.llm_loss) / n
+           << ", lr: " << lr << ", grad_norm: " << interval.grad_norm / n
+           << ", time: " << interval.seconds / n << " s/iter (data " << interval.data_seconds / n << ", fwd+bwd "
+           << interval.compute_seconds / n << ", optimizer " << interval.optimizer_seconds / n
+           << "), samples/s: " << interval.samples / interval.seconds
+           << ", tokens/s: " << interval.tokens / interval.seconds;
+      if (device_.is_cuda()) line << ", mem: " << gpu_gib << " GiB";
+      line << ", host: " << resident_host_gib() << " GiB, epoch: " << state_.sampler.epoch
+           << ", eta: " << format_duration(interval.seconds / n * (state_.schedule.total_steps - state_.step));
+      VT_LOG(info) << line.str();
+      interval = IntervalTotals{};
+    }
+
+    // A stop saves at once (preemption leaves little time); validation waits for the resumed run.
+    state_.val_dice = -1;
+    const bool finished = state_.step == state_.schedule.total_steps;
+    if (val_loader_ && ((t.val_interval > 0 && state_.step % t.val_interval == 0) || finished)) {
+      record_validation(run_validation());
+    }
+    if (state_.step % t.save_steps == 0 || last) save();
+    if (stop) {
+      summary.stopped = true;
+      const std::string cause = stop_signal() ? "signal " + std::to_string(stop_signal())
+                                : v[4] > 0          ? "a signal on another rank"
+                                                    : "stop_at_step";
+      VT_LOG(info) << "stop requested (" << cause
+                   << ") at iter " << state_.step << ": checkpoint saved; continue with --resume auto";
+      break;
+    }
+  }
+  // A run resumed from its last step has nothing left to do but what it may have missed.
+  if (!summary.stopped && val_loader_ && last_validated_step_ != state_.step) record_validation(run_validation());
+  if (last_saved_step_ != state_.step) save();
+
+  write_run_status(summary.stopped);
+  summary.last_step = state_.step;
+  summary.final_dice = state_.val_dice;
+  summary.last_checkpoint = last_checkpoint_;
+  summary.metrics_file = fs::path(config_.runtime.work_dir) / "metrics.h5";
+  VT_LOG(info) << "done: iter " << state_.step << " of " << state_.schedule.total_steps << ", "
+               << optimizer_->skipped_steps() << " skipped; best dice_fov " << state_.best_dice << " at iter "
+               << state_.best_step;
+  VT_LOG(info) << "checkpoints: " << store_->directory().string();
+  VT_LOG(info) << "metrics: " << summary.metrics_file.string() << " (plots: vesseltune-report "
+               << summary.metrics_file.string() << ")";
+  VT_LOG(info) << "log: " << (fs::path(config_.runtime.work_dir) / "train.log").string();
+  return summary;
+}
+
+}  // namespace
+
+data::ModelInputOptions model_input_options(const TrainConfig& c, const ModelShapes& shapes) {
+  data::ModelInputOptions inputs;
+  inputs.tile_size = static_cast<int>(shapes.sa2va.vision.image_size);
+  inputs.min_tiles = static_cast<int>(c.data.min_tiles);
+  inputs.max_tiles = static_cast<int>(c.data.max_tiles);
+  inputs.use_thumbnail = shapes.sa2va.use_thumbnail;
+  inputs.sam_size = static_cast<int>(shapes.sam2.image_size);
+  return inputs;
+}
+
+data::LoaderOptions train_loader_options(const TrainConfig& c, const ModelShapes& shapes, const comm::World& world) {
+  data::LoaderOptions train;
+  train.batch_size = c.train.micro_batch;
+  train.drop_last = true;  // equal micro-batches on every rank and step
+  train.workers = c.data.workers;
+  train.prefetch_batches = c.data.prefetch_batches;
+  train.sampler = {c.data.repeats, c.train.seed, true, world.rank, world.size};
+  train.augment = c.data.augment;
+  train.inputs = model_input_options(c, shapes);
+  return train;
+}
+
+data::LoaderOptions val_loader_options(const TrainConfig& c, const ModelShapes& shapes, const comm::World& world) {
+  data::LoaderOptions val = train_loader_options(c, shapes, world);
+  val.drop_last = false;
+  val.sampler = {1, 0, false, world.rank, world.size};
+  val.sampler.drop_remainder = false;  // every validation image counts
+  val.augment.enabled = false;
+  val.inputs.full_resolution = true;
+  return val;
+}
+
+PlanInputs memory_plan_inputs(const TrainConfig& config, int world_size) {
+  const ModelShapes shapes = model_shapes(config);
+  PlanInputs in;
+  in.model = shapes.sa2va;
+  in.sam2 = shapes.sam2;
+  in.world_size = world_size;
+  in.micro_batch = config.train.micro_batch;
+  in.tiles_per_sample = config.data.max_tiles + (shapes.sa2va.use_thumbnail && config.data.max_tiles > 1 ? 1 : 0);
+  in.zero = config.zero_config();
+  in.bf16 = config.model.dtype != "fp32";
+  return in;
+}
+
+void seed_step(uint64_t seed, int64_t step, int rank) {
+  torch::manual_seed(data::mix_seed(seed, static_cast<uint64_t>(step), static_cast<uint64_t>(rank)) >> 1);
+}
+
+TrainingSummary run_training(const TrainConfig& config, const RunOptions& options, const comm::World& world) {
+  Trainer trainer(config, options, world);
+  return trainer.run();
+}
+
+}  // namespace vesseltune::train

@@ -1,0 +1,62 @@
+#include "vesseltune/train/validation.h"
+
+#include <torch/torch.h>
+
+#include "vesseltune/core/check.h"
+#include "vesseltune/model/sam2/grounding_encoder.h"
+
+namespace vesseltune::train {
+
+double dice_score(const at::Tensor& predicted, const at::Tensor& truth, const at::Tensor& region) {
+  VT_CHECK(predicted.sizes() == truth.sizes(), "dice: prediction ", predicted.sizes(), " and truth ", truth.sizes(),
+           " differ in shape");
+  at::Tensor p = predicted.to(at::kDouble), t = truth.to(at::kDouble);
+  if (region.defined()) {
+    VT_CHECK(region.sizes() == truth.sizes(), "dice: region ", region.sizes(), " and truth ", truth.sizes(),
+             " differ in shape");
+    const at::Tensor r = region.to(at::kDouble);
+    p = p * r;
+    t = t * r;
+  }
+  const double intersection = (p * t).sum().item<double>();
+  const double total = p.sum().item<double>() + t.sum().item<double>();
+  return total == 0 ? 1.0 : 2.0 * intersection / total;
+}
+
+ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, const BatchEncoder& encoder,
+                          at::Device device, at::ScalarType dtype, const comm::World& world) {
+  torch::NoGradGuard no_grad;
+  model->eval();
+  // Sums over this rank's images and batches: dice_fov, dice_full, loss_mask, loss_dice, images, batches.
+  double totals[6] = {0, 0, 0, 0, 0, 0};
+  const int64_t sam_size = model->grounding_encoder->sam2_model()->config().image_size;
+  loader.start({0, 0});
+  while (std::optional<data::Batch> batch = loader.next()) {
+    VT_CHECK(batch->full_masks.size() == static_cast<size_t>(batch->size()),
+             "validation: the loader must return full-resolution masks");
+    const model::Sa2VAStepOutput out = model->forward(encoder.encode(*batch, device, dtype, false, 0).inputs);
+    for (int64_t i = 0; i < batch->size(); ++i) {
+      const at::Tensor& truth = batch->full_masks[i];
+      const at::Tensor predicted =
+          model::sam2::masks_from_logits(out.mask_logits.slice(0, i, i + 1), sam_size, truth.size(0), truth.size(1))[0].cpu();
+      totals[0] += dice_score(predicted, truth, batch->full_fovs[i]);
+      totals[1] += dice_score(predicted, truth);
+    }
+    totals[2] += out.loss_mask.item<double>();
+    totals[3] += out.loss_dice.item<double>();
+    totals[4] += static_cast<double>(batch->size());
+    totals[5] += 1;
+  }
+  model->train();
+  MPI_Allreduce(MPI_IN_PLACE, totals, 6, MPI_DOUBLE, MPI_SUM, world.comm);
+  VT_CHECK(totals[4] > 0, "validation: the validation split is empty");
+  ValidationResult result;
+  result.dice_fov = totals[0] / totals[4];
+  result.dice_full = totals[1] / totals[4];
+  result.loss_mask = totals[2] / totals[5];
+  result.loss_dice = totals[3] / totals[5];
+  result.samples = static_cast<int64_t>(totals[4]);
+  return result;
+}
+
+}  // namespace vesseltune::train

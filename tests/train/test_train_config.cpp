@@ -1,0 +1,89 @@
+// The training config (YAML + --set), the learning-rate schedule and the Dice score, against hand values.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "error_message.h"
+#include "vesseltune/core/check.h"
+#include "vesseltune/train/lr_schedule.h"
+#include "vesseltune/train/train_config.h"
+#include "vesseltune/train/validation.h"
+
+namespace vesseltune::train {
+namespace {
+
+TEST(TrainConfig, ShippedConfigsLoadAndTheResolvedYamlReadsBackTheSame) {
+  for (const char* file : {"configs/tiny_vessel.yaml", "configs/sa2va_1b_vessel_lora.yaml",
+                           "configs/sa2va_4b_vessel_lora.yaml"}) {
+    const TrainConfig config = TrainConfig::load(std::string(VESSELTUNE_SOURCE_DIR) + "/" + file);
+    const std::string yaml = config.to_yaml();
+    EXPECT_EQ(TrainConfig::from_yaml_text(yaml, "resolved").to_yaml(), yaml) << file;
+  }
+  const TrainConfig tiny = TrainConfig::load(std::string(VESSELTUNE_SOURCE_DIR) + "/configs/tiny_vessel.yaml");
+  EXPECT_EQ(tiny.model.preset, "tiny");
+  EXPECT_FALSE(tiny.model.object_score_gate);
+}
+
+TEST(TrainConfig, ValuesComeFromTheFileThenFromSet) {
+  const std::string text = "train:\n  lr: 3.0e-4\n  accumulation: 4\nzero:\n  offload_optimizer: none\n";
+  TrainConfig c = TrainConfig::from_yaml_text(text, "a.yaml");
+  EXPECT_DOUBLE_EQ(c.train.lr, 3e-4);
+  EXPECT_EQ(c.train.accumulation, 4);
+  EXPECT_EQ(c.zero.offload_optimizer, "none");
+  EXPECT_EQ(c.train.micro_batch, 1);  // not in the file: the default
+  c = TrainConfig::from_yaml_text(text, "a.yaml", {"train.lr=1e-5", "model.lora.r=16", "data.augment.enabled=false"});
+  EXPECT_DOUBLE_EQ(c.train.lr, 1e-5);
+  EXPECT_EQ(c.model.lora_r, 16);
+  EXPECT_FALSE(c.data.augment.enabled);
+  // The resolved YAML nests the dotted keys and keeps floats as floats.
+  EXPECT_NE(c.to_yaml().find("lora:\n    r: 16\n"), std::string::npos) << c.to_yaml();
+  EXPECT_NE(c.to_yaml().find("lr: 1e-05"), std::string::npos) << c.to_yaml();
+}
+
+TEST(TrainConfig, UnknownKeysBadValuesAndRangesAreRefusedByName) {
+  EXPECT_NE(test_support::error_message([] { TrainConfig::from_yaml_text("train:\n  lrr: 1\n", "b.yaml"); })
+                .find("b.yaml: unknown key 'train.lrr'"),
+            std::string::npos);
+  EXPECT_NE(test_support::error_message([] { TrainConfig::from_yaml_text("", "b.yaml", {"zero.stages=2"}); })
+                .find("--set zero.stages=2: unknown key 'zero.stages'"),
+            std::string::npos);
+  EXPECT_NE(test_support::error_message([] { TrainConfig::from_yaml_text("train:\n  accumulation: two\n", "c.yaml"); })
+                .find("c.yaml: key 'train.accumulation' has value 'two', which is not an integer"),
+            std::string::npos);
+  EXPECT_NE(test_support::error_message([] { TrainConfig::from_yaml_text("zero:\n  offload_optimizer: nvme\n", "d.yaml"); })
+                .find("'zero.offload_optimizer' must be none or cpu"),
+            std::string::npos);
+  EXPECT_NE(test_support::error_message([] { TrainConfig::from_yaml_text("", "e.yaml", {"train.lr"}); }).find("expected key=value"),
+            std::string::npos);
+  EXPECT_NE(test_support::error_message([] { TrainConfig::load("/nonexistent/x.yaml"); }).find("/nonexistent/x.yaml"), std::string::npos);
+}
+
+TEST(LrSchedule, LinearWarmupThenCosineToMinimum) {
+  LrSchedule s;
+  s.lr = 1e-3;
+  s.min_lr = 1e-5;
+  s.warmup_steps = 10;
+  s.total_steps = 110;
+  s.start_factor = 0.1;
+  EXPECT_DOUBLE_EQ(s.lr_at(0), 1e-4);                       // start_factor · lr
+  EXPECT_DOUBLE_EQ(s.lr_at(5), 1e-3 * (0.1 + 0.9 * 0.5));   // half way up
+  EXPECT_DOUBLE_EQ(s.lr_at(10), 1e-3);                      // top of the cosine
+  EXPECT_NEAR(s.lr_at(60), (1e-3 + 1e-5) / 2, 1e-15);       // half way down: cos(π/2) = 0
+  EXPECT_NEAR(s.lr_at(35), 1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + std::cos(M_PI / 4)), 1e-15);
+  EXPECT_DOUBLE_EQ(s.lr_at(110), 1e-5);
+  EXPECT_DOUBLE_EQ(s.lr_at(500), 1e-5);                     // past the end: stays at the minimum
+}
+
+TEST(Dice, HandComputedValues) {
+  const at::Tensor p = at::tensor({1, 1, 0, 0}, at::kByte), t = at::tensor({1, 0, 1, 0}, at::kByte);
+  EXPECT_DOUBLE_EQ(dice_score(p, t), 2.0 * 1 / (2 + 2));
+  // Region without pixel 2: P = {0, 1}, T = {0} → 2·1 / (2 + 1).
+  EXPECT_DOUBLE_EQ(dice_score(p, t, at::tensor({1, 1, 0, 1}, at::kByte)), 2.0 / 3.0);
+  EXPECT_DOUBLE_EQ(dice_score(at::zeros({3, 3}), at::zeros({3, 3})), 1.0);  // nothing to find, nothing found
+  EXPECT_DOUBLE_EQ(dice_score(at::ones({3, 3}), at::ones({3, 3})), 1.0);
+  EXPECT_DOUBLE_EQ(dice_score(at::zeros({3, 3}), at::ones({3, 3})), 0.0);
+  EXPECT_THROW(dice_score(at::zeros({3, 3}), at::zeros({3, 4})), Error);
+}
+
+}  // namespace
+}  // namespace vesseltune::train
