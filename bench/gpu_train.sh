@@ -3,13 +3,13 @@
 # set (1024² images: 2×2 tiles + thumbnail), then for each GPU count in GPUS (default "1 2") prints the memory
 # plan of the CONFIG recipe (default the sa2va-1b one) and trains that model (random weights, the tiny tokenizer)
 # with NCCL, ZeRO-2, CPU offload and bf16 for STEPS steps. Logs go to $OUT (or ./gpu-out); the log lines are
-# printed last. E.g. CONFIG=configs/sa2va_4b_vessel_lora.yaml GPUS="1 2" STEPS=20 bash bench/gpu_train.sh
+# printed last; GPUS= only builds and packs. E.g. CONFIG=configs/sa2va_4b_vessel_lora.yaml GPUS="1 2" STEPS=20 bash bench/gpu_train.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-gpu-out}
 STEPS=${STEPS:-30}
 CONFIG=${CONFIG:-configs/sa2va_1b_vessel_lora.yaml}
-GPUS=${GPUS:-1 2}
+GPUS=${GPUS-1 2}
 mkdir -p "$OUT"
 cmake -S . -B build-gpu -G Ninja $GPU_CMAKE_ARGS -DCMAKE_BUILD_TYPE=Release -DVESSELTUNE_BUILD_TESTS=OFF \
   -DVESSELTUNE_BUILD_BENCH=OFF > "$OUT/configure.log" 2>&1 || { tail -40 "$OUT/configure.log"; exit 1; }

@@ -2,7 +2,7 @@
 # One node with several GPUs (default 4): vesseltune-train under mpirun in the background, output to a log file.
 #   jobs/train_4gpu.sh configs/sa2va_4b_vessel_lora.yaml --set model.weights=/models/Sa2VA-4B [options...]
 # GPUS=2 jobs/train_4gpu.sh ... for another count. A second call with the same config continues the run
-# (--resume auto). Stop it cleanly (finish the step, save, exit 0) with: kill -USR1 <mpirun pid>.
+# (--resume auto). Stop it cleanly (finish the step, save, exit 0) with: touch WORK_DIR/STOP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CONFIG=${1:?usage: jobs/train_4gpu.sh CONFIG [vesseltune-train options...]}
@@ -18,5 +18,6 @@ PID=$!
 echo "vesseltune-train: $GPUS ranks, mpirun pid $PID"
 echo "  follow:   tail -f $LOG"
 echo "  progress: grep 'iter:' $LOG | tail"
-echo "  stop:     kill -USR1 $PID   (the step finishes, a checkpoint is saved, every rank exits 0)"
+WORK_DIR=$(build/bin/vesseltune-train --config "$CONFIG" "$@" --print-work-dir)
+echo "  stop:     touch $WORK_DIR/STOP   (the step finishes, a checkpoint is saved, every rank exits 0)"
 echo "  continue: jobs/train_4gpu.sh $CONFIG $*"

@@ -102,11 +102,13 @@ class Trainer {
   int64_t last_validated_step_ = -1;
   int64_t last_saved_step_ = -1;
   fs::path last_checkpoint_;
+  fs::path stop_file_;  // WORK_DIR/STOP: `touch` it to stop the run as a signal would
 };
 
 Trainer::Trainer(const TrainConfig& config, const RunOptions& options, const comm::World& world)
     : config_(config.with_deepspeed(world.size)), options_(options), world_(world) {
   const fs::path work_dir(config_.runtime.work_dir);
+  stop_file_ = work_dir / "STOP";
   if (world.rank == 0) fs::create_directories(work_dir);
   MPI_Barrier(world.comm);
   log::init({world.rank, log::Severity::info, false, (work_dir / "train.log").string()});
@@ -306,13 +308,16 @@ TrainingSummary Trainer::run() {
     const double optimizer_seconds = std::chrono::duration<double>(Clock::now() - optimizer_start).count();
     ++state_.step;
 
-    // One all-reduce per step: the losses for the log, and whether any rank was asked to stop.
-    at::Tensor shared = at::cat({losses / static_cast<double>(t.accumulation),
-                                 at::full({1}, static_cast<double>(stop_signal()), losses.options())});
+    // One all-reduce per step: the losses for the log, and whether any rank was asked to stop (a signal, or the
+    // stop file that rank 0 looks for: launchers differ in which signals they forward, a file works everywhere).
+    const bool stop_file = world_.rank == 0 && fs::exists(stop_file_);
+    const at::Tensor requests = at::tensor({static_cast<double>(stop_signal()), stop_file ? 1.0 : 0.0}, at::kDouble);
+    at::Tensor shared = at::cat({losses / static_cast<double>(t.accumulation), requests.to(device_)});
     comm_->all_reduce(shared, "step statistics")->synchronize();
     const at::Tensor totals = shared.cpu() / static_cast<double>(world_.size);
     const double* v = totals.data_ptr<double>();
-    const bool stop = v[4] > 0 || state_.step == options_.stop_at_step;
+    const bool signalled = v[4] > 0, by_file = v[5] > 0;
+    const bool stop = signalled || by_file || state_.step == options_.stop_at_step;
     const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
 
     state_.consecutive_nonfinite = result.applied ? 0 : state_.consecutive_nonfinite + 1;
@@ -320,9 +325,6 @@ TrainingSummary Trainer::run() {
       VT_LOG(warning) << "iter " << state_.step << ": non-finite gradient (loss " << v[0] + v[1] + v[2] + v[3]
                       << "), step skipped; " << state_.consecutive_nonfinite << " in a row";
     }
-    VT_CHECK(state_.consecutive_nonfinite < t.max_nonfinite_steps, state_.consecutive_nonfinite,
-             " optimizer steps in a row had non-finite gradients (train.max_nonfinite_steps = ",
-             t.max_nonfinite_steps, "); the last good checkpoint is ", last_checkpoint_.string());
 
     const double gpu_gib =
         device_.is_cuda() ? static_cast<double>(compat::cuda_peak_allocated_bytes(device_.index())) / kGiB : 0.0;
@@ -350,6 +352,11 @@ TrainingSummary Trainer::run() {
                                  {"host_mem_gib", resident_host_gib()},
                                  {"skipped_steps", static_cast<double>(optimizer_->skipped_steps())}});
     }
+
+    // After the metrics row, so that the file shows the steps that ended the run.
+    VT_CHECK(state_.consecutive_nonfinite < t.max_nonfinite_steps, state_.consecutive_nonfinite,
+             " optimizer steps in a row had non-finite gradients (train.max_nonfinite_steps = ",
+             t.max_nonfinite_steps, "); the last good checkpoint is ", last_checkpoint_.string());
 
     interval.loss_mask += v[0];
     interval.loss_dice += v[1];
@@ -394,8 +401,10 @@ TrainingSummary Trainer::run() {
     if (stop) {
       summary.stopped = true;
       const std::string cause = stop_signal() ? "signal " + std::to_string(stop_signal())
-                                : v[4] > 0          ? "a signal on another rank"
+                                : signalled         ? "a signal on another rank"
+                                : by_file           ? "file " + stop_file_.string()
                                                     : "stop_at_step";
+      if (by_file && world_.rank == 0) std::remove(stop_file_.c_str());  // so that the resumed run goes on
       VT_LOG(info) << "stop requested (" << cause
                    << ") at iter " << state_.step << ": checkpoint saved; continue with --resume auto";
       break;

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# signals.sh BIN_DIR SOURCE_DIR: vesseltune-train under `mpirun -np 2` on the tiny model, interrupted three ways.
+# signals.sh BIN_DIR SOURCE_DIR: vesseltune-train under `mpirun -np 2` on the tiny model, interrupted four ways.
 #   1. SIGTERM to every rank (what Slurm sends at the time limit): the step finishes, a checkpoint is written,
 #      every rank exits 0, run_status.json says "stopped"; --resume auto continues from that step to the end.
-#   2. SIGUSR1 to mpirun (sbatch --signal, or a user): mpirun forwards it; the same clean stop.
-#   3. SIGKILL to one rank: every rank ends, the job exits non-zero within the collective timeout, and no
+#   2. SIGUSR1 to rank 0 only (sbatch --signal reaches every rank; here one is enough): both ranks stop cleanly.
+#   3. The file WORK_DIR/STOP (for launchers that do not forward signals): the same clean stop, file removed.
+#   4. SIGKILL to one rank: every rank ends, the job exits non-zero within the collective timeout, and no
 #      vesseltune-train process is left behind.
 set -uo pipefail
 BIN=$1
@@ -31,10 +32,10 @@ wait_for() {  # wait_for FILE PATTERN SECONDS
   for _ in $(seq $(($3 * 2))); do grep -qE "$2" "$1" 2>/dev/null && return 0; sleep 0.5; done
   fail "no /$2/ in $1 after $3 s"
 }
-expect_clean_stop() {  # expect_clean_stop WORK_DIR SIGNAL_NUMBER
+expect_clean_stop() {  # expect_clean_stop WORK_DIR CAUSE (as the log names it)
   wait "$JOB"; local status=$?
-  [ "$status" -eq 0 ] || fail "$1: exit $status after the stop signal, expected 0"
-  grep -q "stop requested (signal $2)" "$1/train.log" || fail "$1: no 'stop requested (signal $2)' in the log"
+  [ "$status" -eq 0 ] || fail "$1: exit $status after the stop request, expected 0"
+  grep -qF "stop requested ($2)" "$1/train.log" || fail "$1: no 'stop requested ($2)' in the log"
   grep -q '"state": "stopped"' "$1/run_status.json" || fail "$1: run_status.json does not say stopped"
   ls "$1"/checkpoints/step_*.h5 >/dev/null 2>&1 || fail "$1: no checkpoint after the stop"
 }
@@ -44,7 +45,7 @@ DIR=$WORK/term
 train "$DIR" --set train.max_steps=1000
 wait_for "$DIR/train.log" "iter: 2," 120
 kill -TERM $(rank_pids "$DIR")
-expect_clean_stop "$DIR" 15
+expect_clean_stop "$DIR" "signal 15"
 STOPPED=$(sed -n 's/.*"step": \([0-9]*\).*/\1/p' "$DIR/run_status.json")
 echo "SIGTERM: stopped cleanly at step $STOPPED"
 train "$DIR" --resume auto --set train.max_steps=$((STOPPED + 2))
@@ -53,15 +54,26 @@ grep -q "resumed from .*step_$(printf %08d "$STOPPED").h5: step $STOPPED" "$DIR/
 grep -q '"state": "finished"' "$DIR/run_status.json" || fail "the resumed run did not finish"
 echo "SIGTERM: resumed from step $STOPPED and finished at step $((STOPPED + 2))"
 
-# 2. SIGUSR1 to mpirun.
+# 2. SIGUSR1 to rank 0 only (the first rank process started).
 DIR=$WORK/usr1
 train "$DIR" --set train.max_steps=1000
 wait_for "$DIR/train.log" "iter: 2," 120
-kill -USR1 "$JOB"
-expect_clean_stop "$DIR" 10
-echo "SIGUSR1 to mpirun: forwarded, stopped cleanly"
+kill -USR1 "$(rank_pids "$DIR" | head -1)"
+wait "$JOB" || fail "$DIR: non-zero exit after SIGUSR1 to one rank"
+grep -qE "stop requested \((signal 10|a signal on another rank)\)" "$DIR/train.log" || fail "$DIR: no stop after SIGUSR1"
+grep -q '"state": "stopped"' "$DIR/run_status.json" || fail "$DIR: run_status.json does not say stopped"
+echo "SIGUSR1 to one rank: every rank stopped cleanly"
 
-# 3. SIGKILL to rank 1 (the one that is not rank 0, found by its log file).
+# 3. The stop file.
+DIR=$WORK/file
+train "$DIR" --set train.max_steps=1000
+wait_for "$DIR/train.log" "iter: 2," 120
+touch "$DIR/STOP"
+expect_clean_stop "$DIR" "file $DIR/STOP"
+[ ! -e "$DIR/STOP" ] || fail "$DIR/STOP is still there after the stop"
+echo "STOP file: stopped cleanly, file removed"
+
+# 4. SIGKILL to rank 1 (the one that is not rank 0, found by its log file).
 DIR=$WORK/kill
 train "$DIR" --set train.max_steps=1000
 wait_for "$DIR/train.log" "iter: 2," 120

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <numeric>
 
+#include "error_message.h"
 #include "vesseltune/comm/world.h"
 #include "vesseltune/core/remove_tree.h"
 #include "vesseltune/data/packer.h"
@@ -197,6 +198,22 @@ TEST_F(TrainerTest, DamagedNewestCheckpointsAreSkippedWithAWarning) {
     const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
     EXPECT_NE(text.find("skipping checkpoint " + (dir / "checkpoints" / "step_00000009.h5").string()), std::string::npos);
     EXPECT_NE(text.find("skipping checkpoint " + (dir / "checkpoints" / "step_00000006.h5").string()), std::string::npos);
+  }
+}
+
+TEST_F(TrainerTest, NonFiniteStepsAreSkippedAndEndTheRunAfterTheLimit) {
+  // lr 1e30 blows the trainable weights up at step 1; from step 2 on the loss and gradients are not finite, every
+  // rank skips the step (the weights stay as they are), and the second skip in a row ends the run on all ranks.
+  const fs::path dir = root_ / "diverged";
+  const std::string message = test_support::error_message(
+      [&] { run(config(dir, 10, {"train.lr=1e30", "train.max_nonfinite_steps=2"}), {}); });
+  EXPECT_NE(message.find("2 optimizer steps in a row had non-finite gradients"), std::string::npos) << message;
+  if (world().rank == 0) {
+    const io::MetricsTable t = rows(dir);
+    ASSERT_EQ(t.rows(), 3);
+    EXPECT_EQ(t.column("skipped_steps")[0], 0);
+    EXPECT_EQ(t.column("skipped_steps")[2], 2);
+    EXPECT_FALSE(std::isfinite(t.column("grad_norm")[2]));
   }
 }
 
