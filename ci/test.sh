@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The test command: builds, then runs every suite (CTest runs the MPI suites under mpirun -np 1, 2 and 3).
+# The test command: builds, then runs every suite (CTest runs the MPI suites under mpirun -np 1, 2, 3 and 8).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash ci/build.sh

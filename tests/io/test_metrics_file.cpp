@@ -100,20 +100,20 @@ TEST_F(Metrics, ResumeDropsTheRowsAfterTheCheckpoint) {
 TEST_F(Metrics, RefusesRowsWithOtherColumns) {
   MetricsFile file(path_, -1);
   append_train(file, 1, 1);
-  const std::string other = test_support::error_message([&] { file.append("train", {{"step", 2}, {"loss_dice", 1}}); });
+  const std::string other = testing_support::error_message([&] { file.append("train", {{"step", 2}, {"loss_dice", 1}}); });
   EXPECT_NE(other.find(path_), std::string::npos) << other;
   EXPECT_NE(other.find("table 'train'"), std::string::npos) << other;
   EXPECT_NE(other.find("column 'loss_dice'"), std::string::npos) << other;
-  const std::string missing = test_support::error_message([&] { file.append("train", {{"step", 2}}); });
+  const std::string missing = testing_support::error_message([&] { file.append("train", {{"step", 2}}); });
   EXPECT_NE(missing.find("lacks column 'loss'"), std::string::npos) << missing;
-  const std::string extra = test_support::error_message([&] { file.append("train", {{"step", 2}, {"loss", 1}, {"lr", 1}}); });
+  const std::string extra = testing_support::error_message([&] { file.append("train", {{"step", 2}, {"loss", 1}, {"lr", 1}}); });
   EXPECT_NE(extra.find("column 'lr'"), std::string::npos) << extra;
-  const std::string twice = test_support::error_message([&] { file.append("train", {{"step", 2}, {"loss", 1}, {"loss", 2}}); });
+  const std::string twice = testing_support::error_message([&] { file.append("train", {{"step", 2}, {"loss", 1}, {"loss", 2}}); });
   EXPECT_NE(twice.find("column 'loss' appears twice"), std::string::npos) << twice;
-  const std::string no_step = test_support::error_message([&] { file.append("validation", {{"dice", 1}, {"step", 2}}); });
+  const std::string no_step = testing_support::error_message([&] { file.append("validation", {{"dice", 1}, {"step", 2}}); });
   EXPECT_NE(no_step.find("table 'validation'"), std::string::npos) << no_step;
   EXPECT_NE(no_step.find("must be 'step'"), std::string::npos) << no_step;
-  const std::string bad_name = test_support::error_message([&] { file.append("train", {{"step", 2}, {"a/b", 1}}); });
+  const std::string bad_name = testing_support::error_message([&] { file.append("train", {{"step", 2}, {"a/b", 1}}); });
   EXPECT_NE(bad_name.find("'a/b'"), std::string::npos) << bad_name;
   // Nothing of the refused rows reached the file.
   const auto tables = read_metrics(path_);
@@ -134,16 +134,16 @@ TEST_F(Metrics, SetsAsideAFileThatIsNotHdf5) {
 
 TEST_F(Metrics, RefusesHdf5FilesThatAreNotMetrics) {
   H5Fclose(H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
-  const std::string opening = test_support::error_message([&] { MetricsFile file(path_, -1); });
+  const std::string opening = testing_support::error_message([&] { MetricsFile file(path_, -1); });
   EXPECT_NE(opening.find(path_), std::string::npos) << opening;
   EXPECT_NE(opening.find("not a metrics file"), std::string::npos) << opening;
   EXPECT_FALSE(fs::exists(path_ + ".corrupt"));  // someone's file: left alone
-  const std::string reading = test_support::error_message([&] { read_metrics(path_); });
+  const std::string reading = testing_support::error_message([&] { read_metrics(path_); });
   EXPECT_NE(reading.find("not a metrics file"), std::string::npos) << reading;
-  const std::string missing = test_support::error_message([&] { read_metrics(path_ + ".absent"); });
+  const std::string missing = testing_support::error_message([&] { read_metrics(path_ + ".absent"); });
   EXPECT_NE(missing.find(path_ + ".absent"), std::string::npos) << missing;
   std::ofstream(path_ + ".text") << "text";
-  const std::string text = test_support::error_message([&] { read_metrics(path_ + ".text"); });
+  const std::string text = testing_support::error_message([&] { read_metrics(path_ + ".text"); });
   EXPECT_NE(text.find("not an HDF5 file"), std::string::npos) << text;
 }
 
@@ -151,7 +151,7 @@ TEST_F(Metrics, NamesAnAbsentColumn) {
   MetricsFile file(path_, -1);
   append_train(file, 1, 1);
   const auto tables = read_metrics(path_);
-  const std::string absent = test_support::error_message([&] { tables.at("train").column("lr"); });
+  const std::string absent = testing_support::error_message([&] { tables.at("train").column("lr"); });
   EXPECT_NE(absent.find("'lr'"), std::string::npos) << absent;
 }
 

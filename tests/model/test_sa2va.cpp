@@ -105,9 +105,9 @@ TEST(Sa2VA, ConfigJsonErrorsNameTheField) {
 
   std::string other_llm = good;
   other_llm.replace(other_llm.find("\"model_type\": \"qwen2\""), 21, "\"model_type\": \"internlm2\"");
-  EXPECT_NE(vesseltune::test_support::error_message([&] { vm::Sa2VAConfig::from_json_text(other_llm, "x.json"); }).find("llm_config.model_type"),
+  EXPECT_NE(vesseltune::testing_support::error_message([&] { vm::Sa2VAConfig::from_json_text(other_llm, "x.json"); }).find("llm_config.model_type"),
             std::string::npos);
-  EXPECT_NE(vesseltune::test_support::error_message([&] { vm::Sa2VAConfig::from_json_text(good.substr(0, 500), "cut.json"); }).find("cut.json"),
+  EXPECT_NE(vesseltune::testing_support::error_message([&] { vm::Sa2VAConfig::from_json_text(good.substr(0, 500), "cut.json"); }).find("cut.json"),
             std::string::npos);
 }
 
@@ -121,24 +121,24 @@ TEST(Sa2VA, BadInputsSayWhatAndWhere) {
 
   vm::Sa2VAInputs no_seg = in;
   no_seg.masks_per_sample = {1, 1};  // sample 1 has two [SEG]
-  EXPECT_NE(vesseltune::test_support::error_message([&] { model->forward(no_seg); }).find("sample 1 has 2 [SEG]"), std::string::npos);
+  EXPECT_NE(vesseltune::testing_support::error_message([&] { model->forward(no_seg); }).find("sample 1 has 2 [SEG]"), std::string::npos);
 
   vm::Sa2VAInputs too_long = in;
   too_long.input_ids = at::cat({in.input_ids, in.input_ids}, 1);
   too_long.labels = at::Tensor();
   too_long.attention_mask = at::Tensor();
   too_long.pixel_values = at::cat({in.pixel_values, in.pixel_values});
-  EXPECT_NE(vesseltune::test_support::error_message([&] { model->forward(too_long); }).find("exceed max_length 16"), std::string::npos);
+  EXPECT_NE(vesseltune::testing_support::error_message([&] { model->forward(too_long); }).find("exceed max_length 16"), std::string::npos);
 
   vm::Sa2VAInputs missing_tile = in;
   missing_tile.pixel_values = in.pixel_values.slice(0, 0, 1);
-  EXPECT_NE(vesseltune::test_support::error_message([&] { model->forward(missing_tile); }).find("8 <IMG_CONTEXT> tokens"), std::string::npos);
+  EXPECT_NE(vesseltune::testing_support::error_message([&] { model->forward(missing_tile); }).find("8 <IMG_CONTEXT> tokens"), std::string::npos);
 
   vm::Sa2VAInputs bad_id = in;
   bad_id.input_ids = in.input_ids.clone();
   bad_id.input_ids.index_put_({1, 3}, 999);
   bad_id.input_ids.index_put_({1, 2}, 1);  // keep the image token count: replace two of them
-  EXPECT_NE(vesseltune::test_support::error_message([&] { model->forward(bad_id); }).find("input_ids[1,3]"), std::string::npos);
+  EXPECT_NE(vesseltune::testing_support::error_message([&] { model->forward(bad_id); }).find("input_ids[1,3]"), std::string::npos);
 }
 
 TEST(Sa2VA, PixelShuffleMovesTwoByTwoBlocksIntoChannels) {

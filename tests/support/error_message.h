@@ -6,7 +6,7 @@
 
 #include "vesseltune/core/check.h"
 
-namespace vesseltune::test_support {
+namespace vesseltune::testing_support {
 
 inline std::string error_message(const std::function<void()>& action) {
   try {
@@ -17,4 +17,4 @@ inline std::string error_message(const std::function<void()>& action) {
   return "";
 }
 
-}  // namespace vesseltune::test_support
+}  // namespace vesseltune::testing_support

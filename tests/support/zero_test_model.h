@@ -12,7 +12,7 @@ namespace vesseltune::testing_support {
 
 using namespace vesseltune::optim;
 
-inline constexpr int kBatch = 12;  // divisible by world 1..3 times accumulation 1..2
+inline constexpr int kBatch = 48;  // divisible by world 1, 2, 3, 4, 6, 8 times accumulation 1..2
 inline constexpr double kLr = 1e-2;
 inline constexpr double kWeightDecay = 0.1;
 inline constexpr int64_t kBucket = 40;

@@ -41,21 +41,21 @@ TEST(TrainConfig, ValuesComeFromTheFileThenFromSet) {
 }
 
 TEST(TrainConfig, UnknownKeysBadValuesAndRangesAreRefusedByName) {
-  EXPECT_NE(test_support::error_message([] { TrainConfig::from_yaml_text("train:\n  lrr: 1\n", "b.yaml"); })
+  EXPECT_NE(testing_support::error_message([] { TrainConfig::from_yaml_text("train:\n  lrr: 1\n", "b.yaml"); })
                 .find("b.yaml: unknown key 'train.lrr'"),
             std::string::npos);
-  EXPECT_NE(test_support::error_message([] { TrainConfig::from_yaml_text("", "b.yaml", {"zero.stages=2"}); })
+  EXPECT_NE(testing_support::error_message([] { TrainConfig::from_yaml_text("", "b.yaml", {"zero.stages=2"}); })
                 .find("--set zero.stages=2: unknown key 'zero.stages'"),
             std::string::npos);
-  EXPECT_NE(test_support::error_message([] { TrainConfig::from_yaml_text("train:\n  accumulation: two\n", "c.yaml"); })
+  EXPECT_NE(testing_support::error_message([] { TrainConfig::from_yaml_text("train:\n  accumulation: two\n", "c.yaml"); })
                 .find("c.yaml: key 'train.accumulation' has value 'two', which is not an integer"),
             std::string::npos);
-  EXPECT_NE(test_support::error_message([] { TrainConfig::from_yaml_text("zero:\n  offload_optimizer: nvme\n", "d.yaml"); })
+  EXPECT_NE(testing_support::error_message([] { TrainConfig::from_yaml_text("zero:\n  offload_optimizer: nvme\n", "d.yaml"); })
                 .find("'zero.offload_optimizer' must be none or cpu"),
             std::string::npos);
-  EXPECT_NE(test_support::error_message([] { TrainConfig::from_yaml_text("", "e.yaml", {"train.lr"}); }).find("expected key=value"),
+  EXPECT_NE(testing_support::error_message([] { TrainConfig::from_yaml_text("", "e.yaml", {"train.lr"}); }).find("expected key=value"),
             std::string::npos);
-  EXPECT_NE(test_support::error_message([] { TrainConfig::load("/nonexistent/x.yaml"); }).find("/nonexistent/x.yaml"), std::string::npos);
+  EXPECT_NE(testing_support::error_message([] { TrainConfig::load("/nonexistent/x.yaml"); }).find("/nonexistent/x.yaml"), std::string::npos);
 }
 
 TEST(LrSchedule, LinearWarmupThenCosineToMinimum) {

@@ -205,7 +205,7 @@ TEST_F(TrainerTest, NonFiniteStepsAreSkippedAndEndTheRunAfterTheLimit) {
   // lr 1e30 blows the trainable weights up at step 1; from step 2 on the loss and gradients are not finite, every
   // rank skips the step (the weights stay as they are), and the second skip in a row ends the run on all ranks.
   const fs::path dir = root_ / "diverged";
-  const std::string message = test_support::error_message(
+  const std::string message = testing_support::error_message(
       [&] { run(config(dir, 10, {"train.lr=1e30", "train.max_nonfinite_steps=2"}), {}); });
   EXPECT_NE(message.find("2 optimizer steps in a row had non-finite gradients"), std::string::npos) << message;
   if (world().rank == 0) {
