@@ -7,5 +7,5 @@ output=$(timeout --kill-after=5 "$limit" "$@" 2>&1); status=$?
 echo "$output"
 if [ "$status" -eq 0 ]; then echo "FAIL: expected a non-zero exit"; exit 1; fi
 if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then echo "FAIL: still running after ${limit}s"; exit 1; fi
-if ! grep -qE "$pattern" <<<"$output"; then echo "FAIL: output does not match /$pattern/"; exit 1; fi
+if ! grep -qE -e "$pattern" <<<"$output"; then echo "FAIL: output does not match /$pattern/"; exit 1; fi
 echo "PASS: exit $status within ${limit}s, output matches /$pattern/"
