@@ -76,9 +76,7 @@ int main(int argc, char** argv) {
     if (sam2_preset.empty()) {
       net = model::Sa2VAVisionLanguage(config).ptr();
     } else {
-      const model::sam2::Sam2Config sam2 = model::sam2::sam2_preset(sam2_preset);
-      config.prompt_dim = sam2.d_model;  // text_hidden_fcs feeds SAM2's decoder
-      whole = model::Sa2VAModel(config, sam2);
+      whole = model::Sa2VAModel(config, model::sam2::sam2_preset(sam2_preset));
       net = whole.ptr();
     }
     net->to(device, dtype);

@@ -73,13 +73,6 @@ void create_file(const fs::path& path, const TrainerState& state, const std::str
   VT_CHECK(file.close(), "closing checkpoint '", path.string(), "' failed");
 }
 
-// Every rank computes the same answer from the same shared directory; ranks agree on failures anyway.
-bool all_ranks_ok(bool ok, const comm::World& world) {
-  int flag = ok ? 1 : 0;
-  MPI_Allreduce(MPI_IN_PLACE, &flag, 1, MPI_INT, MPI_MIN, world.comm);
-  return flag == 1;
-}
-
 }  // namespace
 
 CheckpointStore::CheckpointStore(fs::path directory, int64_t keep_last)
@@ -174,7 +167,8 @@ std::optional<ResumedCheckpoint> CheckpointStore::resume(const std::string& whic
     } catch (const Error& e) {
       failure = e.what();
     }
-    if (all_ranks_ok(failure.empty(), world)) {
+    // Every rank reads the same shared file, but a damaged one may fail on some ranks only: agree first.
+    if (world.first_failed_rank(!failure.empty()) < 0) {
       try {
         read_optimizer_state(path.string(), optimizer, world);  // collective; ranks agree on failure inside
         return ResumedCheckpoint{state, path};

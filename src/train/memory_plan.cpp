@@ -384,7 +384,7 @@ Parameters list_parameters(const PlanInputs& in, ParameterList& list) {
   list.linear("mlp1.3", in.model.llm.hidden_size, in.model.llm.hidden_size);
   add_language_model(list, in.model.llm);
   list.linear("text_hidden_fcs.0", in.model.llm.hidden_size, in.model.llm.hidden_size);
-  list.linear("text_hidden_fcs.2", in.model.llm.hidden_size, in.model.prompt_dim);
+  list.linear("text_hidden_fcs.2", in.model.llm.hidden_size, in.sam2.d_model);  // as Sa2VAModel sizes it
   add_sam2(list, in.sam2);
   Parameters params{list.take(), {}};
 

@@ -31,8 +31,6 @@ ModelShapes model_shapes(const TrainConfig& config) {
                                                   : model::Sa2VAConfig::from_json_file(config.model.config_json);
   shapes.sam2 = model::sam2::sam2_preset(config.model.sam2_preset);
   if (config.model.sam2_image_size > 0) shapes.sam2.image_size = config.model.sam2_image_size;
-  // text_hidden_fcs maps the LLM's [SEG] state to SAM2's prompt width.
-  shapes.sa2va.prompt_dim = shapes.sam2.d_model;
   shapes.sa2va.use_llm_lora = config.model.lora_r > 0;
   shapes.sa2va.lora.r = config.model.lora_r;
   shapes.sa2va.lora.alpha = config.model.lora_alpha;

@@ -126,9 +126,8 @@ void read_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimiz
   } catch (const std::exception& error) {
     failure = error.what();
   }
-  int failed_rank = failure.empty() ? world.size : world.rank;
-  MPI_Allreduce(MPI_IN_PLACE, &failed_rank, 1, MPI_INT, MPI_MIN, world.comm);
-  if (failed_rank < world.size) {
+  const int failed_rank = world.first_failed_rank(!failure.empty());
+  if (failed_rank >= 0) {
     VT_CHECK(failure.empty(), failure);
     VT_FAIL("checkpoint '", path, "' could not be read on ", world.describe(failed_rank));
   }

@@ -184,7 +184,7 @@ std::string TrainConfig::to_yaml() const {
   YAML::Emitter out;
   out << YAML::BeginMap;
   std::vector<std::string> open;  // the map path currently open
-  visit_fields(const_cast<TrainConfig&>(*this), [&](const std::string& key, const auto& field) {
+  visit_fields(*this, [&](const std::string& key, const auto& field) {
     std::vector<std::string> parts;
     for (std::string::size_type start = 0;;) {
       const auto dot = key.find('.', start);

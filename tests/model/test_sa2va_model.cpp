@@ -18,12 +18,11 @@ using vm::testing::randomize_lora_b;
 
 namespace {
 
-// The small vision-language config with prompts as wide as the tiny SAM2 decoder.
+// The small vision-language config with the tiny SAM2 (Sa2VAModel sizes the prompts for its decoder).
 vm::Sa2VAModel make_model(const vm::MaskLossOptions& losses) {
   torch::manual_seed(5);
   vm::Sa2VAConfig config = vm::testing::small_config();
   const vm::sam2::Sam2Config sam2 = vm::sam2::sam2_preset("tiny");
-  config.prompt_dim = sam2.d_model;
   vm::Sa2VAModel model(config, sam2, losses);
   vm::apply_lora(*model, config.lora);
   randomize_lora_b(*model);

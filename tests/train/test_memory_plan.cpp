@@ -27,7 +27,6 @@ train::PlanInputs inputs_for(const std::string& preset, const std::string& sam2)
   train::PlanInputs in;
   in.model = model::Sa2VAConfig::preset(preset);
   in.sam2 = model::sam2::sam2_preset(sam2);
-  in.model.prompt_dim = in.sam2.d_model;
   in.model.image_context_token_id = 1;
   in.model.seg_token_id = 2;
   return in;

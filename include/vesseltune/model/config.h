@@ -66,7 +66,7 @@ struct Sa2VAConfig {
   int64_t min_dynamic_patch = 1;
   int64_t max_dynamic_patch = 12;
   bool use_thumbnail = true;
-  int64_t prompt_dim = 256;  // text_hidden_fcs output, SAM2's prompt embedding size
+  int64_t prompt_dim = 256;  // text_hidden_fcs output of the half alone; Sa2VAModel uses its SAM2's d_model
   int64_t max_length = 8192;  // longest token sequence accepted by the forward
 
   // Ids in the tokenizer; -1 until set (from config.json, or from the tokenizer by the caller).

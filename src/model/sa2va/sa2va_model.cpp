@@ -3,12 +3,20 @@
 #include "vesseltune/core/check.h"
 
 namespace vesseltune::model {
+namespace {
+
+// In the whole model text_hidden_fcs feeds SAM2's mask decoder, so its output width is the decoder's (256 for
+// the released models, narrower for the tiny test SAM2), whatever the vision-language config says.
+Sa2VAConfig with_prompt_width(Sa2VAConfig config, int64_t width) {
+  config.prompt_dim = width;
+  return config;
+}
+
+}  // namespace
 
 Sa2VAModelImpl::Sa2VAModelImpl(const Sa2VAConfig& config, const sam2::Sam2Config& sam2_config,
                                const MaskLossOptions& loss_options)
-    : Sa2VAVisionLanguageImpl(config), loss_options_(loss_options) {
-  VT_CHECK(config.prompt_dim == sam2_config.d_model, "Sa2VA: text_hidden_fcs gives ", config.prompt_dim,
-           "-wide prompts but SAM2's decoder is ", sam2_config.d_model, " wide");
+    : Sa2VAVisionLanguageImpl(with_prompt_width(config, sam2_config.d_model)), loss_options_(loss_options) {
   grounding_encoder = register_module("grounding_encoder", sam2::GroundingEncoder(sam2_config));
 }
 
