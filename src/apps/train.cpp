@@ -40,20 +40,28 @@ int main(int argc, char** argv) {
   // (8 per core) and stayed flat with one arena. Two keep contention low.
   mallopt(M_ARENA_MAX, 2);
   CLI::App app{"vesseltune-train: LoRA fine-tuning of Sa2VA on vessel images (run under mpirun or srun)"};
-  std::string config_file, data_dir, work_dir, resume;
+  std::string config_file, data_dir, work_dir;
   std::vector<std::string> overrides;
   bool plan = false, print_work_dir = false;
   int plan_world_size = 1;
   double gpu_mem_gib = 0;
+  train::RunOptions run;
   app.add_option("--config", config_file, "training config (YAML), e.g. configs/tiny_vessel.yaml")->required();
   app.add_option("--data", data_dir, "packed data folder (overrides data.path)");
   app.add_option("--work-dir", work_dir, "where checkpoints, metrics and logs go (overrides runtime.work_dir)");
-  app.add_option("--resume", resume, "auto (newest checkpoint in the work dir, if any) or a checkpoint file");
+  app.add_option("--resume", run.resume, "auto (newest checkpoint in the work dir, if any) or a checkpoint file");
   app.add_option("--set", overrides, "override a config key: --set train.lr=2e-4 (repeatable)");
   app.add_flag("--plan", plan, "print the per-GPU memory plan and exit (no MPI needed)");
   app.add_flag("--print-work-dir", print_work_dir, "print the resolved runtime.work_dir and exit (job scripts)");
   app.add_option("--world-size", plan_world_size, "GPUs for --plan")->check(CLI::PositiveNumber);
   app.add_option("--gpu-mem", gpu_mem_gib, "GiB per GPU for --plan: says whether it fits and what to change");
+  app.add_option("--benchmark", run.benchmark_steps,
+                 "benchmark mode: time every phase of this many steps after the warm-up, print the summary and a "
+                 "BENCH_RESULT JSON line; no validation, no checkpoints")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--warmup", run.benchmark_warmup, "benchmark mode: steps before the measured ones")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--peak-tflops", run.peak_tflops, "benchmark mode: the card's measured bf16 matmul TFLOP/s, for MFU");
   CLI11_PARSE(app, argc, argv);
   if (!data_dir.empty()) overrides.push_back("data.path=" + data_dir);
   if (!work_dir.empty()) overrides.push_back("runtime.work_dir=" + work_dir);
@@ -73,7 +81,8 @@ int main(int argc, char** argv) {
   }
   return comm::run_ranks(argc, argv, [&](const comm::World& world) {
     const train::TrainConfig config = train::TrainConfig::load(config_file, overrides);
-    train::run_training(config, {resume}, world);
+    const train::TrainingSummary summary = train::run_training(config, run, world);
+    if (!summary.benchmark_json.empty() && world.rank == 0) std::cout << "BENCH_RESULT " << summary.benchmark_json << std::endl;
     return 0;
   });
 }

@@ -2,6 +2,7 @@
 
 #include <c10/util/BFloat16.h>
 
+#include <chrono>
 #include <cstring>
 #include <limits>
 
@@ -11,11 +12,20 @@
 namespace vesseltune::comm {
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
+// MPI calls return when done: the work is complete, and took the host time since `started`.
 class CompletedWork final : public Work {
  public:
+  explicit CompletedWork(Clock::time_point started)
+      : duration_ms_(std::chrono::duration<double, std::milli>(Clock::now() - started).count()) {}
   void wait() override {}
   void synchronize() override {}
   bool is_completed() override { return true; }
+  double duration_ms() override { return duration_ms_; }
+
+ private:
+  double duration_ms_;
 };
 
 // bf16 travels as 16-bit words; the sum is formed in fp32 and rounded back, as NCCL does.
@@ -69,17 +79,19 @@ void MpiCommunicator::check_cpu(const at::Tensor& tensor, const std::string& lab
 }
 
 WorkPtr MpiCommunicator::all_reduce(at::Tensor& tensor, const std::string& label, const Work*) {
+  const auto started = Clock::now();
   check_cpu(tensor, label);
   const MPI_Op op = tensor.scalar_type() == at::kBFloat16 ? bf16_sum_ : MPI_SUM;
   CollectiveWatchdog::Scope watch(watchdog_.get(), watch_label(label));
   check_mpi(MPI_Allreduce(MPI_IN_PLACE, tensor.data_ptr(), mpi_count(tensor.numel(), label),
                           mpi_type(tensor.scalar_type()), op, world_.comm),
             label);
-  return std::make_shared<CompletedWork>();
+  return std::make_shared<CompletedWork>(started);
 }
 
 WorkPtr MpiCommunicator::reduce_scatter(const at::Tensor& input, at::Tensor& output, const std::string& label,
                                         const Work*) {
+  const auto started = Clock::now();
   check_cpu(input, label);
   check_cpu(output, label);
   VT_CHECK(input.scalar_type() == output.scalar_type(), label, ": input and output dtypes differ");
@@ -94,11 +106,12 @@ WorkPtr MpiCommunicator::reduce_scatter(const at::Tensor& input, at::Tensor& out
   check_mpi(MPI_Reduce_scatter_block(input.data_ptr(), output.data_ptr(), mpi_count(output.numel(), label),
                                      mpi_type(input.scalar_type()), op, world_.comm),
             label);
-  return std::make_shared<CompletedWork>();
+  return std::make_shared<CompletedWork>(started);
 }
 
 WorkPtr MpiCommunicator::all_gather(const at::Tensor& input, at::Tensor& output, const std::string& label,
                                     const Work*) {
+  const auto started = Clock::now();
   check_cpu(input, label);
   check_cpu(output, label);
   VT_CHECK(input.scalar_type() == output.scalar_type(), label, ": input and output dtypes differ");
@@ -112,16 +125,17 @@ WorkPtr MpiCommunicator::all_gather(const at::Tensor& input, at::Tensor& output,
   check_mpi(MPI_Allgather(in_place ? MPI_IN_PLACE : input.data_ptr(), count, type, output.data_ptr(), count, type,
                           world_.comm),
             label);
-  return std::make_shared<CompletedWork>();
+  return std::make_shared<CompletedWork>(started);
 }
 
 WorkPtr MpiCommunicator::broadcast(at::Tensor& tensor, int root, const std::string& label, const Work*) {
+  const auto started = Clock::now();
   check_cpu(tensor, label);
   CollectiveWatchdog::Scope watch(watchdog_.get(), watch_label(label));
   check_mpi(MPI_Bcast(tensor.data_ptr(), mpi_count(tensor.numel(), label), mpi_type(tensor.scalar_type()), root,
                       world_.comm),
             label);
-  return std::make_shared<CompletedWork>();
+  return std::make_shared<CompletedWork>(started);
 }
 
 void MpiCommunicator::barrier(const std::string& label) {
@@ -130,8 +144,9 @@ void MpiCommunicator::barrier(const std::string& label) {
 }
 
 WorkPtr MpiCommunicator::copy(at::Tensor& destination, const at::Tensor& source, const Work*) {
+  const auto started = Clock::now();
   if (destination.data_ptr() != source.data_ptr()) destination.copy_(source);
-  return std::make_shared<CompletedWork>();
+  return std::make_shared<CompletedWork>(started);
 }
 
 at::Tensor MpiCommunicator::empty_host(int64_t numel, at::ScalarType dtype, bool) {

@@ -30,25 +30,40 @@ ncclDataType_t nccl_type(at::ScalarType dtype) {
   }
 }
 
-cudaEvent_t make_event() {
+cudaEvent_t make_event(bool timing = false) {
   cudaEvent_t event = nullptr;
-  check_cuda(cudaEventCreateWithFlags(&event, cudaEventDisableTiming), "cudaEventCreate");
+  check_cuda(cudaEventCreateWithFlags(&event, timing ? cudaEventDefault : cudaEventDisableTiming), "cudaEventCreate");
   return event;
 }
 
 cudaStream_t compute_stream() { return static_cast<cudaStream_t>(compat::current_cuda_stream()); }
 
-// Completion of one operation: an event recorded on the stream that ran it.
+// One operation on a stream, between two events: made after the stream was ordered and before the operation is
+// enqueued (start), finished right after it (done).
 class StreamWork final : public Work {
  public:
-  explicit StreamWork(cudaStream_t stream) : done_(make_event()) { check_cuda(cudaEventRecord(done_, stream), "cudaEventRecord"); }
-  ~StreamWork() override { cudaEventDestroy(done_); }
+  explicit StreamWork(cudaStream_t stream) : stream_(stream), start_(make_event(true)), done_(make_event(true)) {
+    check_cuda(cudaEventRecord(start_, stream_), "cudaEventRecord");
+  }
+  ~StreamWork() override {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(done_);
+  }
+  void finish() { check_cuda(cudaEventRecord(done_, stream_), "cudaEventRecord"); }
   void wait() override { check_cuda(cudaStreamWaitEvent(compute_stream(), done_, 0), "cudaStreamWaitEvent"); }
   void synchronize() override { check_cuda(cudaEventSynchronize(done_), "cudaEventSynchronize"); }
   bool is_completed() override { return cudaEventQuery(done_) == cudaSuccess; }
+  double duration_ms() override {
+    synchronize();
+    float ms = 0;
+    check_cuda(cudaEventElapsedTime(&ms, start_, done_), "cudaEventElapsedTime");
+    return ms;
+  }
   cudaEvent_t event() const { return done_; }
 
  private:
+  cudaStream_t stream_;
+  cudaEvent_t start_;
   cudaEvent_t done_;
 };
 
@@ -119,10 +134,11 @@ static void check_cuda_tensor(const at::Tensor& tensor, const std::string& label
 WorkPtr NcclCommunicator::all_reduce(at::Tensor& tensor, const std::string& label, const Work* after) {
   check_cuda_tensor(tensor, label);
   state_->order(state_->comm_stream, after);
+  auto work = std::make_shared<StreamWork>(state_->comm_stream);
   check_nccl(ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_type(tensor.scalar_type()),
                            ncclSum, state_->comm, state_->comm_stream),
              label);
-  auto work = std::make_shared<StreamWork>(state_->comm_stream);
+  work->finish();
   if (watchdog_) watchdog_->watch(work, watch_label(label));
   return work;
 }
@@ -135,10 +151,11 @@ WorkPtr NcclCommunicator::reduce_scatter(const at::Tensor& input, at::Tensor& ou
   VT_CHECK(input.numel() == output.numel() * size(), label, ": input has ", input.numel(), " elements, expected ",
            size(), " x ", output.numel());
   state_->order(state_->comm_stream, after);
+  auto work = std::make_shared<StreamWork>(state_->comm_stream);
   check_nccl(ncclReduceScatter(input.data_ptr(), output.data_ptr(), output.numel(), nccl_type(input.scalar_type()),
                                ncclSum, state_->comm, state_->comm_stream),
              label);
-  auto work = std::make_shared<StreamWork>(state_->comm_stream);
+  work->finish();
   if (watchdog_) watchdog_->watch(work, watch_label(label));
   return work;
 }
@@ -151,10 +168,11 @@ WorkPtr NcclCommunicator::all_gather(const at::Tensor& input, at::Tensor& output
   VT_CHECK(output.numel() == input.numel() * size(), label, ": output has ", output.numel(), " elements, expected ",
            size(), " x ", input.numel());
   state_->order(state_->comm_stream, after);
+  auto work = std::make_shared<StreamWork>(state_->comm_stream);
   check_nccl(ncclAllGather(input.data_ptr(), output.data_ptr(), input.numel(), nccl_type(input.scalar_type()),
                            state_->comm, state_->comm_stream),
              label);
-  auto work = std::make_shared<StreamWork>(state_->comm_stream);
+  work->finish();
   if (watchdog_) watchdog_->watch(work, watch_label(label));
   return work;
 }
@@ -162,10 +180,11 @@ WorkPtr NcclCommunicator::all_gather(const at::Tensor& input, at::Tensor& output
 WorkPtr NcclCommunicator::broadcast(at::Tensor& tensor, int root, const std::string& label, const Work* after) {
   check_cuda_tensor(tensor, label);
   state_->order(state_->comm_stream, after);
+  auto work = std::make_shared<StreamWork>(state_->comm_stream);
   check_nccl(ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(), nccl_type(tensor.scalar_type()), root,
                            state_->comm, state_->comm_stream),
              label);
-  auto work = std::make_shared<StreamWork>(state_->comm_stream);
+  work->finish();
   if (watchdog_) watchdog_->watch(work, watch_label(label));
   return work;
 }
@@ -175,8 +194,9 @@ void NcclCommunicator::barrier(const std::string& label) {
   float* token = nullptr;
   check_cuda(cudaMalloc(&token, sizeof(float)), "cudaMalloc");
   state_->order(state_->comm_stream, nullptr);
-  check_nccl(ncclAllReduce(token, token, 1, ncclFloat32, ncclSum, state_->comm, state_->comm_stream), label);
   auto work = std::make_shared<StreamWork>(state_->comm_stream);
+  check_nccl(ncclAllReduce(token, token, 1, ncclFloat32, ncclSum, state_->comm, state_->comm_stream), label);
+  work->finish();
   if (watchdog_) watchdog_->watch(work, watch_label(label));
   work->synchronize();
   cudaFree(token);
@@ -187,10 +207,12 @@ WorkPtr NcclCommunicator::copy(at::Tensor& destination, const at::Tensor& source
            "copy: destination and source differ in size or dtype");
   VT_CHECK(destination.is_contiguous() && source.is_contiguous(), "copy: tensors must be contiguous");
   state_->order(state_->copy_stream, after);
+  auto work = std::make_shared<StreamWork>(state_->copy_stream);
   check_cuda(cudaMemcpyAsync(destination.data_ptr(), source.data_ptr(), source.nbytes(), cudaMemcpyDefault,
                              state_->copy_stream),
              "cudaMemcpyAsync");
-  return std::make_shared<StreamWork>(state_->copy_stream);
+  work->finish();
+  return work;
 }
 
 at::Tensor NcclCommunicator::empty_host(int64_t numel, at::ScalarType dtype, bool pinned) {

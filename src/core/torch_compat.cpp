@@ -5,14 +5,17 @@
 #include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
 
+#include <chrono>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #ifdef VESSELTUNE_TORCH_HAS_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
+#include <cuda_runtime_api.h>
 #endif
 
 #include "vesseltune/core/check.h"
@@ -110,6 +113,65 @@ void cuda_synchronize(int device) {
 #else
   (void)device;
 #endif
+}
+
+struct StreamClock::Points {
+  bool cuda = false;
+  std::vector<std::chrono::steady_clock::time_point> host;
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  std::vector<cudaEvent_t> events;
+#endif
+};
+
+StreamClock::StreamClock(bool cuda) : points_(std::make_unique<Points>()) {
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  points_->cuda = cuda;
+#else
+  VT_CHECK(!cuda, "StreamClock: this LibTorch has no CUDA");
+#endif
+}
+
+StreamClock::~StreamClock() { clear(); }
+
+int StreamClock::mark() {
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  if (points_->cuda) {
+    cudaEvent_t event = nullptr;
+    VT_CHECK(cudaEventCreate(&event) == cudaSuccess, "StreamClock: cudaEventCreate failed");
+    VT_CHECK(cudaEventRecord(event, c10::cuda::getCurrentCUDAStream().stream()) == cudaSuccess,
+             "StreamClock: cudaEventRecord failed");
+    points_->events.push_back(event);
+    return static_cast<int>(points_->events.size()) - 1;
+  }
+#endif
+  points_->host.push_back(std::chrono::steady_clock::now());
+  return static_cast<int>(points_->host.size()) - 1;
+}
+
+double StreamClock::elapsed_ms(int from, int to) {
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  if (points_->cuda) {
+    auto& e = points_->events;
+    VT_CHECK(from >= 0 && to >= 0 && to < static_cast<int>(e.size()) && from < static_cast<int>(e.size()),
+             "StreamClock: no point ", from, " or ", to);
+    VT_CHECK(cudaEventSynchronize(e[to]) == cudaSuccess, "StreamClock: cudaEventSynchronize failed");
+    float ms = 0;
+    VT_CHECK(cudaEventElapsedTime(&ms, e[from], e[to]) == cudaSuccess, "StreamClock: cudaEventElapsedTime failed");
+    return ms;
+  }
+#endif
+  const auto& h = points_->host;
+  VT_CHECK(from >= 0 && to >= 0 && to < static_cast<int>(h.size()) && from < static_cast<int>(h.size()),
+           "StreamClock: no point ", from, " or ", to);
+  return std::chrono::duration<double, std::milli>(h[to] - h[from]).count();
+}
+
+void StreamClock::clear() {
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  for (cudaEvent_t event : points_->events) cudaEventDestroy(event);
+  points_->events.clear();
+#endif
+  points_->host.clear();
 }
 
 }  // namespace vesseltune::compat

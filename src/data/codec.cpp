@@ -1,6 +1,7 @@
 #include "vesseltune/data/codec.h"
 
 #include <stb_image.h>
+#include <stb_image_write.h>
 #include <tiffio.h>
 #include <zlib.h>
 
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <vector>
 
 #include "vesseltune/core/check.h"
@@ -121,6 +123,21 @@ Image decode_image(const std::filesystem::path& path) {
   const std::vector<uint8_t> bytes = read_file(path);
   if (is_tiff(bytes)) return decode_tiff(path);
   return decode_with_stb(bytes, path);
+}
+
+void write_png(const std::filesystem::path& path, const Image& image) {
+  VT_CHECK((image.channels == 1 || image.channels == 3) && image.height > 0 && image.width > 0 &&
+               image.pixels.size() == static_cast<size_t>(image.height) * image.width * image.channels,
+           "cannot write PNG ", path.string(), ": need a non-empty image of 1 or 3 channels, got ", image.height, "x",
+           image.width, "x", image.channels, " with ", image.pixels.size(), " bytes");
+  const std::filesystem::path temporary = path.string() + ".tmp";
+  // stb_image_write (compiled into Debian's libstb) says only whether it worked.
+  VT_CHECK(stbi_write_png(temporary.c_str(), image.width, image.height, image.channels, image.pixels.data(),
+                          image.width * image.channels) != 0,
+           "cannot write PNG ", temporary.string(), " (missing directory, no permission or disk full?)");
+  std::error_code error;
+  std::filesystem::rename(temporary, path, error);
+  VT_CHECK(!error, "cannot rename ", temporary.string(), " to ", path.string(), ": ", error.message());
 }
 
 }  // namespace vesseltune::data

@@ -280,33 +280,44 @@ StepResult ZeroOptimizer::step(double lr) {
   started = Clock::now();
   // Gradients are sums over ranks: averaging and clipping fold into one scale.
   const double grad_scale = result.clip_coef / world;
-  std::vector<comm::WorkPtr> gathers;
+  copy_in_work_.clear();
+  gather_work_.clear();
   for (int b = 0; b < buckets; ++b) {
     update_bucket(b, lr, grad_scale);
     comm::WorkPtr copy_in;
     at::Tensor owned = owned_params(b);
     if (staging_) {
       copy_in = comm_.copy(owned, param_staging_.narrow(0, layout_.shard_offset(b), layout_.owned_numel(b)));
+      copy_in_work_.push_back(copy_in);
     }
     if (sharded_) {
       at::Tensor bucket = bucket_params(b);
-      gathers.push_back(comm_.all_gather(owned, bucket, "all-gather bucket " + std::to_string(b), copy_in.get()));
-    } else if (copy_in) {
-      gathers.push_back(copy_in);
+      gather_work_.push_back(comm_.all_gather(owned, bucket, "all-gather bucket " + std::to_string(b), copy_in.get()));
     }
   }
   result.times.update_ms = elapsed_ms(started);
 
   // 4. The next forward pass reads the gathered parameters: order it after them.
   started = Clock::now();
-  for (auto& work : gathers) {
-    work->wait();
-    if (device_sync) work->synchronize();
+  for (auto* works : {&copy_in_work_, &gather_work_}) {
+    for (auto& work : *works) {
+      work->wait();
+      if (device_sync) work->synchronize();
+    }
   }
   flat_grads_.zero_();
   result.times.gather_wait_ms = elapsed_ms(started);
   result.applied = true;
   return result;
+}
+
+TransferTimes ZeroOptimizer::transfer_times() const {
+  const auto total = [](const std::vector<comm::WorkPtr>& works) {
+    double ms = 0;
+    for (const auto& work : works) ms += work ? work->duration_ms() : 0.0;
+    return ms;
+  };
+  return {total(reduce_work_), total(copy_out_work_), total(copy_in_work_), total(gather_work_)};
 }
 
 void ZeroOptimizer::update_bucket(int bucket, double lr, double grad_scale) {

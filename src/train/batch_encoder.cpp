@@ -31,7 +31,7 @@ EncodedBatch BatchEncoder::encode(const data::Batch& batch, at::Device device, a
                                   bool sample_prompts, uint64_t seed) const {
   const int64_t size = batch.size();
   std::vector<text::EncodedConversation> conversations;
-  int64_t longest = 0, tokens = 0;
+  int64_t longest = 0, tokens = 0, labelled = 0;
   for (int64_t i = 0; i < size; ++i) {
     std::mt19937_64 rng(data::mix_seed(seed, static_cast<uint64_t>(batch.position.epoch),
                                        static_cast<uint64_t>(batch.position.consumed * size + i)));
@@ -43,6 +43,8 @@ EncodedBatch BatchEncoder::encode(const data::Batch& batch, at::Device device, a
     conversations.push_back(text::encode_conversation(tokenizer_, template_, {turn}, options));
     longest = std::max<int64_t>(longest, static_cast<int64_t>(conversations.back().input_ids.size()));
     tokens += static_cast<int64_t>(conversations.back().input_ids.size());
+    const auto& labels = conversations.back().labels;
+    labelled += std::count_if(labels.begin(), labels.end(), [](int64_t id) { return id != text::kIgnoreIndex; });
   }
   at::Tensor input_ids = at::full({size, longest}, pad_id_, at::kLong);
   at::Tensor labels = at::full({size, longest}, text::kIgnoreIndex, at::kLong);
@@ -58,6 +60,7 @@ EncodedBatch BatchEncoder::encode(const data::Batch& batch, at::Device device, a
   const data::ModelImages images = data::normalize_for_model(batch, device, inputs_, dtype);
   EncodedBatch encoded;
   encoded.tokens = tokens;
+  encoded.labelled_tokens = labelled;
   model::Sa2VABatch& out = encoded.inputs;
   out.inputs.pixel_values = images.tiles;
   out.inputs.input_ids = input_ids.to(device);

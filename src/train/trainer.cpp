@@ -4,11 +4,13 @@
 #include <torch/torch.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
+#include <numeric>
 #include <sstream>
 
 #include "vesseltune/comm/launch.h"
@@ -18,6 +20,7 @@
 #include "vesseltune/data/random.h"
 #include "vesseltune/io/metrics_file.h"
 #include "vesseltune/optim/zero_optimizer.h"
+#include "vesseltune/train/benchmark_report.h"
 #include "vesseltune/text/tokenizer.h"
 #include "vesseltune/train/batch_encoder.h"
 #include "vesseltune/train/checkpoint_store.h"
@@ -78,6 +81,7 @@ class Trainer {
 
  private:
   void log_start() const;
+  bool benchmark() const { return options_.benchmark_steps > 0; }
   ValidationResult run_validation();
   void record_validation(const ValidationResult& v);
   fs::path save();
@@ -133,7 +137,10 @@ Trainer::Trainer(const TrainConfig& config, const RunOptions& options, const com
            config_.train.accumulation);
 
   auto val_set = std::make_shared<const data::PackedDataset>(config_.data.path, config_.data.val_split);
-  if (val_set->size() > 0) {
+  if (benchmark()) {
+    VT_LOG(info) << "benchmark mode: " << options_.benchmark_warmup << " warm-up + " << options_.benchmark_steps
+                 << " measured steps, no validation, no checkpoints";
+  } else if (val_set->size() > 0) {
     val_loader_ = std::make_unique<data::DataLoader>(val_set, val_loader_options(config_, shapes_, world));
   } else {
     VT_LOG(warning) << config_.data.path << " has no '" << config_.data.val_split << "' samples: no validation";
@@ -141,9 +148,10 @@ Trainer::Trainer(const TrainConfig& config, const RunOptions& options, const com
 
   comm::Fingerprint identity;
   identity.add("config", config_.to_yaml());
+  optim::ZeroConfig zero = config_.zero_config();
+  zero.time_phases = benchmark();
   optimizer_ = std::make_unique<optim::ZeroOptimizer>(optim::trainable_parameters(*model_),
-                                                      optim::default_param_groups(config_.zero_config()),
-                                                      config_.zero_config(), *comm_, identity);
+                                                      optim::default_param_groups(zero), zero, *comm_, identity);
 
   state_.seed = config_.train.seed;
   state_.world_size = world.size;
@@ -273,6 +281,9 @@ TrainingSummary Trainer::run() {
   const int64_t epoch_length = train_loader_->sampler().epoch_length();
   train_loader_->start(state_.sampler);
   IntervalTotals interval;
+  compat::StreamClock clock(device_.is_cuda());
+  std::vector<StepPhases> measured;  // benchmark mode
+  const int64_t benchmark_end = state_.step + options_.benchmark_warmup + options_.benchmark_steps;
   while (state_.step < state_.schedule.total_steps) {
     const auto step_start = Clock::now();
     comm_->set_phase("step " + std::to_string(state_.step + 1));
@@ -283,6 +294,8 @@ TrainingSummary Trainer::run() {
     int64_t samples = 0, tokens = 0;
     // Host wall-clock phases (on a GPU, compute is the time to issue the work, unless something waits on it).
     double data_seconds = 0, compute_seconds = 0;
+    StepPhases phases;
+    std::vector<std::array<int, 3>> marks;  // benchmark mode: start, forward done, backward done
     for (int64_t micro = 0; micro < t.accumulation; ++micro) {
       const auto wait_start = Clock::now();
       std::optional<data::Batch> batch = train_loader_->next();
@@ -294,9 +307,16 @@ TrainingSummary Trainer::run() {
       const auto compute_start = Clock::now();
       data_seconds += std::chrono::duration<double>(compute_start - wait_start).count();
       optimizer_->begin_micro_step(micro == t.accumulation - 1);
+      if (benchmark()) marks.push_back({clock.mark(), 0, 0});
       const EncodedBatch encoded = encoder_->encode(*batch, device_, dtype_, true, t.seed);
       const model::Sa2VAStepOutput out = model_->forward(encoded.inputs);
+      if (benchmark()) marks.back()[1] = clock.mark();
       (out.total / static_cast<double>(t.accumulation)).backward();
+      if (benchmark()) {
+        marks.back()[2] = clock.mark();
+        phases.tiles += std::accumulate(batch->tiles_per_sample.begin(), batch->tiles_per_sample.end(), int64_t{0});
+        phases.labelled_tokens += encoded.labelled_tokens;
+      }
       losses += at::stack({out.loss_mask, out.loss_dice, out.loss_cldice, out.llm_loss}).detach().to(at::kDouble);
       state_.sampler = batch->position;
       samples += batch->size();
@@ -318,7 +338,24 @@ TrainingSummary Trainer::run() {
     const double* v = totals.data_ptr<double>();
     const bool signalled = v[4] > 0, by_file = v[5] > 0;
     const bool stop = signalled || by_file || state_.step == options_.stop_at_step;
+    const bool benchmark_done = benchmark() && state_.step == benchmark_end;
     const double step_seconds = std::chrono::duration<double>(Clock::now() - step_start).count();
+    if (benchmark() && state_.step > benchmark_end - options_.benchmark_steps) {
+      phases.data_ms = 1000.0 * data_seconds;
+      for (const auto& m : marks) {
+        phases.forward_ms += clock.elapsed_ms(m[0], m[1]);
+        phases.backward_ms += clock.elapsed_ms(m[1], m[2]);
+      }
+      phases.reduce_wait_ms = result.times.reduce_wait_ms;
+      phases.optimizer_ms = result.times.norm_ms + result.times.update_ms;
+      phases.gather_wait_ms = result.times.gather_wait_ms;
+      phases.step_ms = 1000.0 * step_seconds;
+      phases.transfers = optimizer_->transfer_times();
+      phases.samples = samples;
+      phases.tokens = tokens;
+      measured.push_back(phases);
+    }
+    clock.clear();
 
     state_.consecutive_nonfinite = result.applied ? 0 : state_.consecutive_nonfinite + 1;
     if (!result.applied) {
@@ -370,7 +407,7 @@ TrainingSummary Trainer::run() {
     interval.steps += 1;
     interval.samples += samples * world_.size;
     interval.tokens += tokens * world_.size;
-    const bool last = state_.step == state_.schedule.total_steps || stop;
+    const bool last = state_.step == state_.schedule.total_steps || stop || benchmark_done;
     if (state_.step % t.log_interval == 0 || last) {
       const double n = static_cast<double>(interval.steps);
       std::ostringstream line;
@@ -394,10 +431,11 @@ TrainingSummary Trainer::run() {
     // A stop saves at once (preemption leaves little time); validation waits for the resumed run.
     state_.val_dice = -1;
     const bool finished = state_.step == state_.schedule.total_steps;
+    if (benchmark_done) break;
     if (val_loader_ && ((t.val_interval > 0 && state_.step % t.val_interval == 0) || finished)) {
       record_validation(run_validation());
     }
-    if (state_.step % t.save_steps == 0 || last) save();
+    if (!benchmark() && (state_.step % t.save_steps == 0 || last)) save();
     if (stop) {
       summary.stopped = true;
       const std::string cause = stop_signal() ? "signal " + std::to_string(stop_signal())
@@ -409,6 +447,22 @@ TrainingSummary Trainer::run() {
                    << ") at iter " << state_.step << ": checkpoint saved; continue with --resume auto";
       break;
     }
+  }
+  if (benchmark()) {
+    BenchmarkSetup setup;
+    setup.model = config_.model.config_json.empty() ? config_.model.preset : config_.model.config_json;
+    setup.offload = optim::to_string(config_.zero_config().offload);
+    setup.micro_batch = t.micro_batch;
+    setup.accumulation = t.accumulation;
+    setup.warmup_steps = options_.benchmark_warmup;
+    setup.peak_tflops = options_.peak_tflops;
+    const double gpu_gib =
+        device_.is_cuda() ? static_cast<double>(compat::cuda_peak_allocated_bytes(device_.index())) / kGiB : 0.0;
+    const BenchmarkResult result = summarize_benchmark(measured, setup, shapes_, gpu_gib, resident_host_gib(), world_);
+    VT_LOG(info) << result.table;
+    summary.benchmark_json = result.json;
+    summary.last_step = state_.step;
+    return summary;
   }
   // A run resumed from its last step has nothing left to do but what it may have missed.
   if (!summary.stopped && val_loader_ && last_validated_step_ != state_.step) record_validation(run_validation());

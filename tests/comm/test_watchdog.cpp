@@ -18,6 +18,7 @@ class FlagWork : public Work {
   void wait() override {}
   void synchronize() override {}
   bool is_completed() override { return done; }
+  double duration_ms() override { return 0; }
 };
 
 TEST(Watchdog, FiresOnceForAnOperationThatNeverCompletes) {

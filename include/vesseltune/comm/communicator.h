@@ -25,6 +25,9 @@ class Work {
   // Blocks the calling thread until the operation is complete.
   virtual void synchronize() = 0;
   virtual bool is_completed() = 0;
+  // How long the operation itself ran, in milliseconds: on its stream (NCCL, copies), overlapped with other work
+  // or not; on the host for MPI. Blocks until it is complete. For benchmarks.
+  virtual double duration_ms() = 0;
 };
 using WorkPtr = std::shared_ptr<Work>;
 

@@ -45,4 +45,24 @@ int64_t cuda_peak_allocated_bytes(int device);
 void cuda_reset_peak_stats(int device);
 void cuda_synchronize(int device);
 
+// Points in the work of the current CUDA stream (events with timing), so that phases of GPU work can be timed
+// without stalling the host; on the CPU (or without CUDA) the points are host times. For benchmarks.
+class StreamClock {
+ public:
+  explicit StreamClock(bool cuda);
+  ~StreamClock();
+  StreamClock(const StreamClock&) = delete;
+  StreamClock& operator=(const StreamClock&) = delete;
+  // Records a point now (on the stream: when the work issued so far is done); returns its index.
+  int mark();
+  // Milliseconds from point `from` to point `to`; waits until `to` has been reached.
+  double elapsed_ms(int from, int to);
+  // Forgets every point.
+  void clear();
+
+ private:
+  struct Points;
+  std::unique_ptr<Points> points_;
+};
+
 }  // namespace vesseltune::compat

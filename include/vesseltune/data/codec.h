@@ -13,4 +13,8 @@ namespace vesseltune::data {
 // Errors name the file and say why it could not be read.
 Image decode_image(const std::filesystem::path& path);
 
+// Writes IMAGE (1 channel: grey, as masks are written with 0/255; 3: RGB) as a PNG file: to PATH.tmp, then
+// renamed to PATH, so a file under PATH is complete. Errors name the file.
+void write_png(const std::filesystem::path& path, const Image& image);
+
 }  // namespace vesseltune::data

@@ -57,6 +57,15 @@ struct StepTimes {
   double total_ms() const { return reduce_wait_ms + norm_ms + update_ms + gather_wait_ms; }
 };
 
+// Durations of the last step's transfers, summed over buckets, each on its own stream (overlapped with
+// compute or not): what they cost the copy engines and the network, as opposed to what the step waited for.
+struct TransferTimes {
+  double reduce_ms = 0;    // reduce-scatter (stage 2) or all-reduce (stage 0/1) of the gradients
+  double copy_out_ms = 0;  // device → pinned host, reduced gradient shards (offload)
+  double copy_in_ms = 0;   // pinned host → device, updated parameter shards (offload)
+  double gather_ms = 0;    // all-gather of the updated parameters (stage 1/2)
+};
+
 struct StepResult {
   bool applied = false;   // false: non-finite gradient norm, step skipped on every rank
   double grad_norm = 0;   // global L2 norm of the averaged gradient, before clipping
@@ -88,6 +97,8 @@ class ZeroOptimizer {
   void begin_micro_step(bool boundary);
   // After the boundary micro-step's backward: reduce, clip, update, gather; zeroes the gradients.
   StepResult step(double lr);
+  // The last applied step's transfers (waits for them to complete). For benchmarks.
+  TransferTimes transfer_times() const;
 
   const FlatLayout& layout() const { return layout_; }
   const ZeroConfig& config() const { return config_; }
@@ -148,6 +159,8 @@ class ZeroOptimizer {
   int next_bucket_ = 0;
   std::vector<comm::WorkPtr> reduce_work_;
   std::vector<comm::WorkPtr> copy_out_work_;
+  std::vector<comm::WorkPtr> copy_in_work_;
+  std::vector<comm::WorkPtr> gather_work_;
 
   int64_t step_count_ = 0;
   int64_t skipped_steps_ = 0;

@@ -19,7 +19,8 @@ namespace vesseltune::train {
 
 struct EncodedBatch {
   model::Sa2VABatch inputs;
-  int64_t tokens = 0;  // tokens without padding, counted on the host (no device synchronisation)
+  int64_t tokens = 0;           // tokens without padding, counted on the host (no device synchronisation)
+  int64_t labelled_tokens = 0;  // tokens with a label (the answers)
 };
 
 class BatchEncoder {

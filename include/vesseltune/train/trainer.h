@@ -29,6 +29,11 @@ namespace vesseltune::train {
 struct RunOptions {
   std::string resume;       // "" (start fresh), "auto" (newest checkpoint in the work dir, if any) or a checkpoint file
   int64_t stop_at_step = 0;  // > 0: end at this step as a stop signal would (save, return); tests and benchmarks
+  // Benchmark mode (> 0): benchmark_warmup + benchmark_steps steps with every phase timed (the optimizer's phases
+  // synchronise the device), no validation, no checkpoints; the summary (benchmark_report.h) is logged.
+  int64_t benchmark_steps = 0;
+  int64_t benchmark_warmup = 3;
+  double peak_tflops = 0;  // the card's measured bf16 matmul rate, for MFU
 };
 
 struct TrainingSummary {
@@ -39,6 +44,7 @@ struct TrainingSummary {
   double final_dice = -1;        // at the end
   std::filesystem::path last_checkpoint;
   std::filesystem::path metrics_file;
+  std::string benchmark_json;    // benchmark mode: the summary as one JSON line
 };
 
 // What the trainer feeds the model: the image branches' sizes and tiling for SHAPES, this rank's part of the train
