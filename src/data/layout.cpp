@@ -384,4 +384,8 @@ std::vector<SourceItem> list_items(const fs::path& source, Layout layout) {
   return items;
 }
 
+std::vector<fs::path> list_image_files(const fs::path& dir) { return image_files(dir); }
+
+std::string image_stem(const fs::path& path) { return base_stem(path); }
+
 }  // namespace vesseltune::data

@@ -151,6 +151,26 @@ Image binarise_mask(const Image& decoded, int threshold, const fs::path& file, c
   return plane;
 }
 
+SampleRecord load_source_item(const SourceItem& item, const fs::path& base, const std::string& dataset,
+                              const std::vector<std::string>& texts, int threshold) {
+  VT_CHECK(item.problem.empty(), item.problem);
+  SampleRecord record;
+  record.image = expand_grey(decode_image(item.image));
+  record.mask = item.mask.empty() ? Image(record.image.height, record.image.width, 1, 0)
+                                  : load_plane(item.mask, record.image, item.image, threshold, "mask");
+  record.fov = item.fov.empty() ? Image(record.image.height, record.image.width, 1, 1)
+                                : load_plane(item.fov, record.image, item.image, threshold, "FOV mask");
+  VT_CHECK(item.fov.empty() || std::find(record.fov.pixels.begin(), record.fov.pixels.end(), 1) != record.fov.pixels.end(),
+           "FOV mask ", item.fov.string(), " is empty (no pixel inside the field of view)");
+  record.texts = item.texts.empty() ? texts : item.texts;
+  record.source = item.image.lexically_relative(base).string();
+  record.dataset = dataset;
+  record.split = item.split;
+  record.original_height = record.image.height;
+  record.original_width = record.image.width;
+  return record;
+}
+
 std::vector<std::string> draw_splits(int64_t count, double val_fraction, uint64_t seed) {
   VT_CHECK(val_fraction >= 0 && val_fraction < 1, "--val-fraction must be in [0, 1), got ", val_fraction);
   const auto val_count = static_cast<int64_t>(std::llround(val_fraction * count));
@@ -198,22 +218,7 @@ PackReport pack_dataset(const fs::path& source, const fs::path& out, const PackO
   const std::vector<std::string> default_texts = options.texts.empty() ? std::vector<std::string>{kDefaultText}
                                                                          : options.texts;
   auto make = [&](int64_t i) {
-    const SourceItem& item = items[static_cast<size_t>(i)];
-    VT_CHECK(item.problem.empty(), item.problem);
-    SampleRecord record;
-    record.image = expand_grey(decode_image(item.image));
-    record.mask = load_plane(item.mask, record.image, item.image, options.mask_threshold, "mask");
-    record.fov = item.fov.empty() ? Image(record.image.height, record.image.width, 1, 1)
-                                  : load_plane(item.fov, record.image, item.image, options.mask_threshold, "FOV mask");
-    VT_CHECK(item.fov.empty() || std::find(record.fov.pixels.begin(), record.fov.pixels.end(), 1) != record.fov.pixels.end(),
-             "FOV mask ", item.fov.string(), " is empty (no pixel inside the field of view)");
-    record.texts = item.texts.empty() ? default_texts : item.texts;
-    record.source = item.image.lexically_relative(base).string();
-    record.dataset = dataset;
-    record.split = item.split;
-    record.original_height = record.image.height;
-    record.original_width = record.image.width;
-    return record;
+    return load_source_item(items[static_cast<size_t>(i)], base, dataset, default_texts, options.mask_threshold);
   };
   PackReport report = pack_records(static_cast<int64_t>(items.size()), make, out, options, "packing " + dataset);
   for (const std::string& line : report.skipped) VT_LOG(warning) << "skipped: " << line;

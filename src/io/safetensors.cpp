@@ -97,7 +97,7 @@ Checkpoint::Checkpoint(const std::string& path) : path_(path) {
   const fs::path location(path);
   VT_CHECK(fs::exists(location), "checkpoint '", path, "' does not exist");
   if (fs::is_directory(location)) {
-    const fs::path index = location / "model.safetensors.index.json";
+    const fs::path index = location / kWeightsIndexFile;
     if (fs::exists(index)) {
       nlohmann::json json;
       try {
@@ -127,8 +127,8 @@ Checkpoint::Checkpoint(const std::string& path) : path_(path) {
       }
       return;
     }
-    const fs::path single = location / "model.safetensors";
-    VT_CHECK(fs::exists(single), "checkpoint folder '", path, "' has neither model.safetensors nor model.safetensors.index.json");
+    const fs::path single = location / kSingleWeightsFile;
+    VT_CHECK(fs::exists(single), "checkpoint folder '", path, "' has neither ", kSingleWeightsFile, " nor ", kWeightsIndexFile);
     files_.push_back(std::make_unique<SafetensorsFile>(single.string()));
   } else {
     files_.push_back(std::make_unique<SafetensorsFile>(path));
@@ -245,6 +245,66 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   }
   VT_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "cannot rename '", temporary, "' to '", path, "': ",
            std::strerror(errno));
+}
+
+std::string shard_file_name(size_t shard, size_t shards) {
+  char name[64];
+  std::snprintf(name, sizeof(name), "model-%05zu-of-%05zu.safetensors", shard, shards);
+  return name;
+}
+
+std::vector<std::string> save_safetensors_sharded(const std::string& folder,
+                                                  const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                                                  uint64_t max_shard_bytes,
+                                                  const std::map<std::string, std::string>& metadata) {
+  VT_CHECK(!tensors.empty(), "save_safetensors_sharded('", folder, "'): no tensors to write");
+  VT_CHECK(max_shard_bytes > 0, "save_safetensors_sharded('", folder, "'): the shard size must be positive");
+  fs::create_directories(folder);
+  for (const auto& entry : fs::directory_iterator(folder)) {
+    const std::string name = entry.path().filename().string();
+    const bool shard = name.rfind("model-", 0) == 0 && entry.path().extension() == ".safetensors";
+    VT_CHECK(!shard && name != kSingleWeightsFile && name != kWeightsIndexFile, "save_safetensors_sharded: '", folder,
+             "' already holds weights (", name, "); write into an empty folder");
+  }
+  // save_pretrained's split: in order, a new shard when the next tensor would overflow the current one.
+  std::vector<std::vector<std::pair<std::string, at::Tensor>>> shards(1);
+  uint64_t shard_bytes = 0, total_bytes = 0;
+  for (const auto& named : tensors) {
+    const uint64_t bytes = named.second.nbytes();
+    if (!shards.back().empty() && shard_bytes + bytes > max_shard_bytes) {
+      shards.emplace_back();
+      shard_bytes = 0;
+    }
+    shards.back().push_back(named);
+    shard_bytes += bytes;
+    total_bytes += bytes;
+  }
+  const fs::path location(folder);
+  if (shards.size() == 1) {
+    save_safetensors((location / kSingleWeightsFile).string(), tensors, metadata);
+    return {kSingleWeightsFile};
+  }
+  std::vector<std::string> files;
+  nlohmann::json weight_map = nlohmann::json::object();
+  for (size_t i = 0; i < shards.size(); ++i) {
+    files.push_back(shard_file_name(i + 1, shards.size()));
+    save_safetensors((location / files.back()).string(), shards[i], metadata);
+    for (const auto& named : shards[i]) weight_map[named.first] = files.back();
+  }
+  const nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
+  const std::string path = (location / kWeightsIndexFile).string();
+  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream out(temporary, std::ios::trunc);
+    VT_CHECK(out.good(), "cannot write '", temporary, "'");
+    out << index.dump(2) << "\n";
+    out.flush();
+    VT_CHECK(out.good(), "writing '", temporary, "' failed (disk full?)");
+  }
+  VT_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "cannot rename '", temporary, "' to '", path, "': ",
+           std::strerror(errno));
+  files.push_back(kWeightsIndexFile);
+  return files;
 }
 
 }  // namespace vesseltune::io

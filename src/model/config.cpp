@@ -96,8 +96,8 @@ void Sa2VAConfig::validate() const {
   VT_CHECK(llm.num_heads % llm.num_kv_heads == 0, "llm_config: num_attention_heads ", llm.num_heads,
            " is not a multiple of num_key_value_heads ", llm.num_kv_heads);
   VT_CHECK(llm.head_dim() % 2 == 0, "llm_config: head_dim ", llm.head_dim(), " must be even for RoPE");
-  VT_CHECK(lora.r > 0 && lora.alpha > 0 && lora.dropout >= 0 && lora.dropout < 1, "lora: r ", lora.r, ", alpha ",
-           lora.alpha, ", dropout ", lora.dropout, " out of range");
+  VT_CHECK(!use_llm_lora || (lora.r > 0 && lora.alpha > 0 && lora.dropout >= 0 && lora.dropout < 1), "lora: r ",
+           lora.r, ", alpha ", lora.alpha, ", dropout ", lora.dropout, " out of range");
   VT_CHECK(max_length > 0, "max_length must be positive, got ", max_length);
 }
 
@@ -174,6 +174,89 @@ Sa2VAConfig Sa2VAConfig::from_json_text(const std::string& text, const std::stri
     VT_FAIL(origin, ": ", e.what());
   }
   return c;
+}
+
+std::string Sa2VAConfig::to_json(const std::string& weights_dtype) const {
+  VT_CHECK(weights_dtype == "bfloat16" || weights_dtype == "float32", "config.json: weights dtype must be bfloat16 or ",
+           "float32, got ", weights_dtype);
+  // Ordered as Sa2VA's config class writes them; values it writes that do not depend on the model are its own.
+  using ordered = nlohmann::ordered_json;
+  const ordered vision_json = {
+      {"architectures", nullptr},
+      {"dtype", weights_dtype},
+      {"hidden_size", vision.hidden_size},
+      {"intermediate_size", vision.intermediate_size},
+      {"dropout", 0.0},
+      {"drop_path_rate", 0.0},
+      {"num_hidden_layers", vision.num_layers},
+      {"num_attention_heads", vision.num_heads},
+      {"num_channels", vision.num_channels},
+      {"patch_size", vision.patch_size},
+      {"image_size", vision.image_size},
+      {"initializer_range", 0.02},
+      {"initializer_factor", 1.0},
+      {"attention_dropout", 0.0},
+      {"layer_norm_eps", vision.norm_eps},
+      {"hidden_act", "gelu"},
+      {"norm_type", vision.rms_norm ? "rms_norm" : "layer_norm"},
+      {"qkv_bias", vision.qkv_bias},
+      {"qk_normalization", vision.qk_norm},
+      {"use_flash_attn", false},
+      {"model_type", "intern_vit_6b"},
+  };
+  const ordered llm_json = {
+      {"architectures", {"Qwen2ForCausalLM"}},
+      {"dtype", weights_dtype},
+      {"vocab_size", llm.vocab_size},
+      {"hidden_size", llm.hidden_size},
+      {"intermediate_size", llm.intermediate_size},
+      {"num_hidden_layers", llm.num_layers},
+      {"num_attention_heads", llm.num_heads},
+      {"num_key_value_heads", llm.num_kv_heads},
+      {"hidden_act", "silu"},
+      {"max_position_embeddings", llm.max_position_embeddings},
+      {"initializer_range", 0.02},
+      {"rms_norm_eps", llm.rms_norm_eps},
+      {"use_cache", true},
+      {"tie_word_embeddings", llm.tie_word_embeddings},
+      // transformers 5 reads rope_parameters; 4.x, which Sa2VA's released code was written for, rope_theta.
+      {"rope_theta", llm.rope_theta},
+      {"rope_parameters", {{"rope_theta", llm.rope_theta}, {"rope_type", "default"}}},
+      {"use_sliding_window", false},
+      {"sliding_window", nullptr},
+      {"layer_types", std::vector<std::string>(static_cast<size_t>(llm.num_layers), "full_attention")},
+      {"attention_dropout", 0.0},
+      {"model_type", "qwen2"},
+  };
+  const ordered root = {
+      {"architectures", {"Sa2VAChatModel"}},
+      // The classes of Sa2VA's remote code (configuration_sa2va_chat.py, modeling_sa2va_chat.py, ... from the base
+      // model's repository), which AutoModel.from_pretrained(..., trust_remote_code=True) loads.
+      {"auto_map",
+       {{"AutoConfig", "configuration_sa2va_chat.Sa2VAChatConfig"},
+        {"AutoModel", "modeling_sa2va_chat.Sa2VAChatModel"},
+        {"AutoModelForCausalLM", "modeling_sa2va_chat.Sa2VAChatModel"}}},
+      {"dtype", weights_dtype},
+      {"torch_dtype", weights_dtype},  // transformers 4.x's name
+      {"vision_config", vision_json},
+      {"llm_config", llm_json},
+      {"use_backbone_lora", 0},
+      {"use_llm_lora", 0},
+      {"pad2square", false},
+      {"select_layer", select_layer},
+      {"force_image_size", vision.image_size},
+      {"downsample_ratio", downsample_ratio},
+      {"template", template_name},
+      {"dynamic_image_size", true},
+      {"use_thumbnail", use_thumbnail},
+      {"ps_version", ps_version},
+      {"min_dynamic_patch", min_dynamic_patch},
+      {"max_dynamic_patch", max_dynamic_patch},
+      {"hidden_size", llm.hidden_size},
+      {"tie_word_embeddings", llm.tie_word_embeddings},
+      {"model_type", "sa2va_chat"},
+  };
+  return root.dump(1) + "\n";
 }
 
 }  // namespace vesseltune::model

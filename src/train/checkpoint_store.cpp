@@ -97,6 +97,16 @@ TrainerState CheckpointStore::read_state(const fs::path& path) {
   }
 }
 
+std::string CheckpointStore::read_config(const fs::path& path) {
+  io::hdf5::silence_errors();
+  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  VT_CHECK(file.valid(), "cannot open checkpoint '", path.string(), "' (truncated or not HDF5)");
+  std::string text;
+  VT_CHECK(io::hdf5::read_string_attribute(file.get(), "config", text), path.string(),
+           ": no 'config' attribute (not a vesseltune training checkpoint)");
+  return text;
+}
+
 std::vector<fs::path> CheckpointStore::list() const {
   std::vector<fs::path> found;
   if (!fs::is_directory(directory_)) return found;

@@ -1,6 +1,9 @@
 #include "vesseltune/train/optimizer_checkpoint.h"
 
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <set>
 
 #include "vesseltune/core/check.h"
 #include "vesseltune/io/hdf5.h"
@@ -133,6 +136,39 @@ void read_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimiz
   }
   optimizer.publish_master_weights();
   MPI_Barrier(world.comm);
+}
+
+std::vector<std::string> load_trained_weights(const std::string& path, torch::nn::Module& module) {
+  Handle file = open_file(path, H5F_ACC_RDONLY);
+  Handle group(H5Gopen2(file.get(), "optimizer", H5P_DEFAULT), H5Gclose);
+  VT_CHECK(group.valid(), path, ": no 'optimizer' group (not a vesseltune training checkpoint)");
+  std::string stored;
+  VT_CHECK(io::hdf5::read_string_attribute(group.get(), "tensors", stored), path, ": optimizer has no 'tensors' attribute");
+  Handle master(H5Dopen2(group.get(), "master", H5P_DEFAULT), H5Dclose);
+  VT_CHECK(master.valid(), path, ": no optimizer/master");
+  auto parameters = module.named_parameters(true);
+  std::vector<std::string> loaded;
+  torch::NoGradGuard no_grad;
+  for (const auto& tensor : nlohmann::json::parse(stored)) {
+    const std::string name = tensor.at("name");
+    const auto shape = tensor.at("shape").get<std::vector<int64_t>>();
+    at::Tensor* parameter = parameters.find(name);
+    VT_CHECK(parameter != nullptr, path, ": trained tensor '", name,
+             "' is not a parameter of this model (a checkpoint of another model preset or LoRA setting?)");
+    VT_CHECK(parameter->sizes().vec() == shape, path, ": trained tensor '", name, "' is ", at::IntArrayRef(shape),
+             " in the checkpoint but ", parameter->sizes(), " in this model (another model preset or LoRA setting?)");
+    at::Tensor values = at::empty(shape, at::kFloat);
+    transfer(master.get(), tensor.at("offset").get<int64_t>(), values.view({-1}), false, path + ": optimizer/master");
+    parameter->copy_(values);
+    loaded.push_back(name);
+  }
+  // The other direction too: a trainable parameter the checkpoint lacks would keep its base (or random) weights.
+  const std::set<std::string> stored_names(loaded.begin(), loaded.end());
+  for (const auto& item : parameters) {
+    VT_CHECK(!item.value().requires_grad() || stored_names.count(item.key()), path, ": trainable parameter '",
+             item.key(), "' of this model is not in the checkpoint (another model preset, LoRA or trainable setting?)");
+  }
+  return loaded;
 }
 
 }  // namespace vesseltune::train

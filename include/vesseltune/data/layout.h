@@ -38,4 +38,9 @@ Layout detect_layout(const std::filesystem::path& source);
 // the generic layout.
 std::vector<SourceItem> list_items(const std::filesystem::path& source, Layout layout);
 
+// The image files directly in DIR (the extensions the codecs read, optionally gzipped), sorted.
+std::vector<std::filesystem::path> list_image_files(const std::filesystem::path& dir);
+// A file name without ".gz" and its image extension: "im0001.ppm.gz" → "im0001".
+std::string image_stem(const std::filesystem::path& path);
+
 }  // namespace vesseltune::data

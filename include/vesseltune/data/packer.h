@@ -52,6 +52,11 @@ struct PackReport {
 // Reads the one vessel mask or FOV mask file rule above describes into a 0/1 plane; errors name FILE.
 Image binarise_mask(const Image& decoded, int threshold, const std::filesystem::path& file, const char* what);
 
+// One listed item decoded and checked as the shards store it: grey images expanded to RGB, mask and FOV
+// binarised (THRESHOLD as --mask-threshold) and of the image's size, the FOV all ones when the item has none, the
+// mask all zeros when it has none (unlabelled images, for evaluation); source relative to BASE. Errors name files.
+SampleRecord load_source_item(const SourceItem& item, const std::filesystem::path& base, const std::string& dataset,
+                              const std::vector<std::string>& texts, int threshold);
 // Split of each of COUNT samples: the VAL_FRACTION (rounded) drawn by SEED are "val", the rest "train".
 std::vector<std::string> draw_splits(int64_t count, double val_fraction, uint64_t seed);
 

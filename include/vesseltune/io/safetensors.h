@@ -5,6 +5,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -87,6 +88,23 @@ LoadReport load_into(torch::nn::Module& module, const Checkpoint& checkpoint, co
 // so that a crash never leaves a partial file under `path`.
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
+
+// Hugging Face's names for a model's weights in a folder: one file, or shards listed by an index.
+inline constexpr const char* kSingleWeightsFile = "model.safetensors";
+inline constexpr const char* kWeightsIndexFile = "model.safetensors.index.json";
+// "model-00002-of-00003.safetensors" for shard 2 (1-based) of 3, as save_pretrained names them.
+std::string shard_file_name(size_t shard, size_t shards);
+
+// Writes tensors into FOLDER (created if needed) as save_pretrained does: model.safetensors when they fit in
+// MAX_SHARD_BYTES, else shards of at most MAX_SHARD_BYTES (a larger tensor gets a shard of its own), in the given
+// order, and kWeightsIndexFile {"metadata": {"total_size": bytes of the tensors}, "weight_map": {name: shard}}.
+// METADATA goes into every file's header (transformers wants {"format": "pt"}). Each file is written under a
+// temporary name and renamed, the index last, so the index never names a shard that is not complete. FOLDER must
+// not hold weights of an earlier save (a mix of two would read as one). Returns the file names, the index last.
+std::vector<std::string> save_safetensors_sharded(const std::string& folder,
+                                                  const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+                                                  uint64_t max_shard_bytes,
+                                                  const std::map<std::string, std::string>& metadata = {});
 
 at::ScalarType to_scalar_type(const std::string& safetensors_dtype);
 std::string to_safetensors_dtype(at::ScalarType dtype);

@@ -99,6 +99,11 @@ struct Sa2VAConfig {
   // A checkpoint's config.json (a file, or a directory holding config.json).
   static Sa2VAConfig from_json_file(const std::string& path);
   static Sa2VAConfig from_json_text(const std::string& text, const std::string& origin);
+  // config.json as Sa2VA's own config class writes it (model_type sa2va_chat, vision_config, llm_config, template,
+  // ...; the keys of tests/fixtures/sa2va/config_tiny.json that describe the model), for merged weights stored in
+  // WEIGHTS_DTYPE ("bfloat16" or "float32"): from_json_text reads it back to the same dimensions. Without LoRA
+  // (use_llm_lora 0) and without token ids, as released: Sa2VA's code takes them from the tokenizer.
+  std::string to_json(const std::string& weights_dtype) const;
 };
 
 }  // namespace vesseltune::model

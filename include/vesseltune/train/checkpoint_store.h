@@ -63,6 +63,8 @@ class CheckpointStore {
 
   // The "trainer" attribute of a checkpoint file; errors name the file.
   static TrainerState read_state(const std::filesystem::path& path);
+  // The resolved training config (YAML) the checkpoint was written with; errors name the file.
+  static std::string read_config(const std::filesystem::path& path);
 
  private:
   void prune() const;

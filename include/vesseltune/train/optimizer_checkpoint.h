@@ -26,4 +26,11 @@ void write_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimi
 // first tensor that differs.
 void read_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer, const comm::World& world);
 
+// The trained weights of a checkpoint (its fp32 master weights), copied by name into MODULE's parameters
+// (converted to their dtype and device): what evaluation and export load, on any number of ranks, without an
+// optimizer. Every checkpoint tensor must be a parameter of MODULE with the same shape, and every trainable
+// parameter of MODULE (requires_grad) must be in the checkpoint; errors name the file and the tensor. Returns the
+// names loaded.
+std::vector<std::string> load_trained_weights(const std::string& path, torch::nn::Module& module);
+
 }  // namespace vesseltune::train

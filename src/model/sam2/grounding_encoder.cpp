@@ -25,13 +25,17 @@ LanguagePromptedMasks GroundingEncoderImpl::forward(const at::Tensor& images, co
                               gate_by_object_score);
 }
 
-at::Tensor masks_from_logits(const at::Tensor& logits, int64_t model_size, int64_t height, int64_t width,
-                             double threshold) {
-  VT_CHECK(logits.dim() == 3, "masks_from_logits: logits must be [n, h, w], got ", logits.sizes());
+at::Tensor probabilities_from_logits(const at::Tensor& logits, int64_t model_size, int64_t height, int64_t width) {
+  VT_CHECK(logits.dim() == 3, "probabilities_from_logits: logits must be [n, h, w], got ", logits.sizes());
   at::Tensor x = at_least_fp32(logits).unsqueeze(1);
   x = at::upsample_bilinear2d(x, {model_size, model_size}, /*align_corners=*/false);
   x = at::upsample_bilinear2d(x, {height, width}, /*align_corners=*/false);
-  return at::sigmoid(x.squeeze(1)) > threshold;
+  return at::sigmoid(x.squeeze(1));
+}
+
+at::Tensor masks_from_logits(const at::Tensor& logits, int64_t model_size, int64_t height, int64_t width,
+                             double threshold) {
+  return probabilities_from_logits(logits, model_size, height, width) > threshold;
 }
 
 }  // namespace vesseltune::model::sam2

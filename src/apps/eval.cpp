@@ -1,0 +1,202 @@
+// vesseltune-eval: a trained Sa2VA on packed shards or an image folder, ranks splitting the images (mpirun / srun;
+// one rank works too). Per image: the predicted mask (OUT/masks/NAME.png, 0/255) and, with ground truth, an overlay
+// of its errors (OUT/overlays/NAME.png). Then rank 0 gathers the metrics: the table (printed and in OUT/eval.log),
+// OUT/metrics_per_image.csv, OUT/metrics_summary.csv, OUT/metrics.h5, and OUT/contact_sheet.png with the worst and
+// the best images by Dice in the FOV.
+#include <CLI/CLI.hpp>
+#include <mpi.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <iostream>
+#include <numeric>
+#include <sstream>
+
+#include "vesseltune/comm/launch.h"
+#include "vesseltune/core/check.h"
+#include "vesseltune/core/log.h"
+#include "vesseltune/data/codec.h"
+#include "vesseltune/data/model_inputs.h"
+#include "vesseltune/eval/image_source.h"
+#include "vesseltune/eval/metrics_report.h"
+#include "vesseltune/eval/overlay.h"
+#include "vesseltune/eval/segmenter.h"
+#include "vesseltune/eval/vessel_metrics.h"
+#include "vesseltune/train/trained_model.h"
+
+using namespace vesseltune;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Arguments {
+  std::string checkpoint, weights, data, split = "val", layout, out;
+  std::vector<std::string> overrides;
+  int mask_threshold = 0;
+  double threshold = 0.5;
+  int best_worst = 4;
+  eval::SegmenterOptions segmenter;
+};
+
+// What one rank measured, shipped to rank 0: image indices, names, packed metrics, summed score histograms.
+struct RankResults {
+  std::vector<double> indices;
+  std::string names;  // '\n'-separated
+  std::vector<double> packed;
+  eval::RegionHistograms histograms;
+};
+
+// Concatenates every rank's VALUES on rank 0 (MPI_Gatherv); other ranks get an empty vector.
+template <typename T>
+std::vector<T> gather(const std::vector<T>& values, MPI_Datatype type, const comm::World& world) {
+  const int count = static_cast<int>(values.size());
+  std::vector<int> counts(world.size), offsets(world.size);
+  MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, world.comm);
+  std::exclusive_scan(counts.begin(), counts.end(), offsets.begin(), 0);
+  std::vector<T> all(world.rank == 0 ? static_cast<size_t>(offsets.back() + counts.back()) : 0);
+  MPI_Gatherv(values.data(), count, type, all.data(), counts.data(), offsets.data(), type, 0, world.comm);
+  return all;
+}
+
+void sum_histograms(eval::RegionHistograms& histograms, const comm::World& world) {
+  for (auto& h : histograms) {
+    for (auto* bins : {&h.vessel, &h.background}) {
+      MPI_Reduce(world.rank == 0 ? MPI_IN_PLACE : bins->data(), bins->data(), static_cast<int>(bins->size()), MPI_INT64_T,
+                 MPI_SUM, 0, world.comm);
+    }
+  }
+}
+
+// Worst and best images by Dice in the FOV, from their overlays on disk.
+void write_contact_sheet(const std::vector<eval::ImageMetrics>& images, int per_side, const fs::path& out) {
+  std::vector<const eval::ImageMetrics*> order;
+  for (const auto& m : images) order.push_back(&m);
+  std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+    return (*a)[eval::Region::fov][eval::Metric::dice] < (*b)[eval::Region::fov][eval::Metric::dice];
+  });
+  const size_t n = std::min(order.size(), static_cast<size_t>(per_side));
+  std::vector<const eval::ImageMetrics*> chosen(order.begin(), order.begin() + static_cast<long>(n));
+  for (size_t i = std::max(n, order.size() - n); i < order.size(); ++i) chosen.push_back(order[i]);
+  std::vector<eval::SheetEntry> entries;
+  for (size_t i = 0; i < chosen.size(); ++i) {
+    std::ostringstream caption;
+    caption.precision(3);
+    caption << (i < n ? "worst " : "best ") << chosen[i]->name << " dice " << (*chosen[i])[eval::Region::fov][eval::Metric::dice];
+    entries.push_back({data::decode_image(out / "overlays" / (chosen[i]->name + ".png")), caption.str()});
+  }
+  data::write_png(out / "contact_sheet.png", eval::contact_sheet(entries, static_cast<int>(std::max<size_t>(n, 1)), 320));
+}
+
+int evaluate(const Arguments& args, const comm::World& world) {
+  const fs::path out(args.out);
+  if (world.rank == 0) {
+    fs::create_directories(out / "masks");
+    fs::create_directories(out / "overlays");
+  }
+  MPI_Barrier(world.comm);
+  log::init({world.rank, log::Severity::info, false, (out / "eval.log").string()});
+
+  const auto comm = comm::make_communicator(world, comm::Backend::automatic, std::chrono::minutes(10));
+  const at::Device device = comm->device();
+  const at::ScalarType dtype = device.is_cuda() ? at::kBFloat16 : at::kFloat;
+  const train::TrainedModel model = args.checkpoint.empty()
+                                        ? train::load_merged_model(args.weights, args.overrides, device, dtype)
+                                        : train::load_trained_model(args.checkpoint, args.overrides, device, dtype);
+  const eval::ImageSource source(args.data, args.split, args.layout, args.mask_threshold);
+  eval::Segmenter segmenter(model, device, dtype, args.segmenter);
+  VT_LOG(info) << "evaluating " << model.source << " on " << source.size() << " images of " << source.description()
+               << " (" << world.size << " ranks, " << args.segmenter.mode << " mode, threshold " << args.threshold << ")";
+
+  RankResults mine;
+  const auto start = std::chrono::steady_clock::now();
+  int64_t done = 0;
+  for (int64_t index = world.rank; index < source.size(); index += world.size) {
+    const eval::EvalImage image = source.read(index);
+    const at::Tensor probability = segmenter.probability(image.record);
+    const at::Tensor predicted = (probability >= args.threshold).to(at::kByte);
+    data::write_png(out / "masks" / (image.name + ".png"), eval::mask_image(predicted));
+    if (source.labelled()) {
+      const at::Tensor truth = data::plane_tensor(image.record.mask), fov = data::plane_tensor(image.record.fov);
+      const eval::ImageEvaluation result = eval::evaluate_image(image.name, probability, truth, fov, args.threshold);
+      data::write_png(out / "overlays" / (image.name + ".png"), eval::render_overlay(image.record.image, predicted, truth, fov));
+      mine.indices.push_back(static_cast<double>(index));
+      mine.names += image.name + "\n";
+      eval::pack(result.metrics, mine.packed);
+      for (int r = 0; r < eval::kRegionCount; ++r) mine.histograms[r] += result.histograms[r];
+    }
+    ++done;
+    if (world.rank == 0 && (done % 10 == 0 || index + world.size >= source.size())) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      VT_LOG(info) << "eval: " << done * world.size << " of " << source.size() << " images, " << seconds / done
+                   << " s per image per rank";
+    }
+  }
+  if (!source.labelled()) {
+    MPI_Barrier(world.comm);
+    VT_LOG(info) << "no ground truth in " << args.data << ": masks written to " << (out / "masks").string()
+                 << ", nothing scored";
+    return 0;
+  }
+
+  const std::vector<double> indices = gather(mine.indices, MPI_DOUBLE, world);
+  const std::vector<double> packed = gather(mine.packed, MPI_DOUBLE, world);
+  const std::vector<char> names = gather(std::vector<char>(mine.names.begin(), mine.names.end()), MPI_CHAR, world);
+  sum_histograms(mine.histograms, world);
+  if (world.rank != 0) return 0;
+
+  // Back in the source's order.
+  std::vector<std::string> all_names;
+  std::istringstream lines(std::string(names.begin(), names.end()));
+  for (std::string name; std::getline(lines, name);) all_names.push_back(name);
+  VT_CHECK(all_names.size() == indices.size() && packed.size() == indices.size() * eval::kPackedImageSize,
+           "eval: the ranks' results do not add up (", all_names.size(), " names, ", indices.size(), " images)");
+  std::vector<size_t> order(indices.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return indices[a] < indices[b]; });
+  eval::MetricsAccumulator accumulator;
+  for (const size_t i : order) accumulator.add_image(eval::unpack(all_names[i], packed, i * eval::kPackedImageSize));
+  accumulator.add_scores(mine.histograms);
+  const eval::MetricsSummary summary = accumulator.summary();
+
+  eval::write_per_image_csv((out / "metrics_per_image.csv").string(), accumulator.images());
+  eval::write_summary_csv((out / "metrics_summary.csv").string(), summary);
+  eval::write_metrics_hdf5((out / "metrics.h5").string(), accumulator.images(), summary);
+  write_contact_sheet(accumulator.images(), args.best_worst, out);
+  const std::string table = eval::format_metrics_table(summary);
+  VT_LOG(info) << "metrics of " << model.source << " on " << source.description() << ":\n" << table;
+  VT_LOG(info) << "written: " << (out / "masks").string() << "/, " << (out / "overlays").string() << "/, "
+               << (out / "metrics_per_image.csv").string() << ", " << (out / "metrics_summary.csv").string() << ", "
+               << (out / "metrics.h5").string() << ", " << (out / "contact_sheet.png").string();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vesseltune-eval: masks, overlays and vessel metrics of a trained Sa2VA (run under mpirun or srun)"};
+  Arguments args;
+  auto* checkpoint = app.add_option("--checkpoint", args.checkpoint,
+                                    "training checkpoint (step_N.h5) or work dir (its newest checkpoint)");
+  auto* weights = app.add_option("--weights", args.weights, "merged weights folder written by vesseltune-export");
+  checkpoint->excludes(weights);
+  app.add_option("--data", args.data, "packed data folder, or an image folder (a vesseltune-pack layout or plain images)")
+      ->required();
+  app.add_option("--split", args.split, "split of packed data: val, train, or \"\" for every sample");
+  app.add_option("--layout", args.layout, "image folder layout (DRIVE, STARE, CHASE_DB1, HRF, FIVES, generic); default: detect");
+  app.add_option("--mask-threshold", args.mask_threshold, "as vesseltune-pack's: mask values >= T are vessel (0: two levels)");
+  app.add_option("--out", args.out, "output folder")->required();
+  app.add_option("--mode", args.segmenter.mode, "resize (whole image, as trained) or tile (overlapping native windows)");
+  app.add_option("--tile-size", args.segmenter.tile_size, "tile mode: window side in pixels")->check(CLI::PositiveNumber);
+  app.add_option("--tile-overlap", args.segmenter.tile_overlap, "tile mode: pixels shared by neighbouring windows")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--threshold", args.threshold, "probability >= threshold is vessel")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--best-worst", args.best_worst, "images of each kind on the contact sheet")->check(CLI::PositiveNumber);
+  app.add_option("--set", args.overrides, "override a key of the run's config, e.g. model.weights=/models/Sa2VA-4B");
+  CLI11_PARSE(app, argc, argv);
+  if (args.checkpoint.empty() && args.weights.empty()) {
+    std::cerr << "vesseltune-eval: give --checkpoint or --weights\n";
+    return 2;
+  }
+  return comm::run_ranks(argc, argv, [&](const comm::World& world) { return evaluate(args, world); });
+}

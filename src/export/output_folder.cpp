@@ -1,0 +1,48 @@
+#include "vesseltune/export/output_folder.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+#include "vesseltune/core/check.h"
+#include "vesseltune/core/remove_tree.h"
+
+namespace vesseltune::exporting {
+
+namespace fs = std::filesystem;
+
+OutputFolder::OutputFolder(const std::string& out, bool overwrite)
+    : out_(fs::path(out).lexically_normal()), overwrite_(overwrite) {
+  if (!out_.has_filename()) out_ = out_.parent_path();  // "merged/" names the folder "merged"
+  VT_CHECK(out_.has_filename() && out_.filename() != "." && out_.filename() != "..", "output folder '", out,
+           "' must name a folder");
+  VT_CHECK(overwrite_ || !fs::exists(out_), "output folder '", out_.string(),
+           "' exists already: choose another --out, or replace it with --overwrite");
+  staging_ = out_.string() + ".tmp";
+  // A leftover of an export that died: never complete, never read.
+  VT_CHECK(remove_tree(staging_.string()), "cannot remove the leftover '", staging_.string(), "': ", std::strerror(errno));
+  fs::create_directories(staging_);
+}
+
+OutputFolder::~OutputFolder() {
+  if (!committed_) remove_tree(staging_.string());
+}
+
+void OutputFolder::commit() {
+  VT_CHECK(!committed_, "output folder '", out_.string(), "' committed twice");
+  // Only now does OUT change: an older folder is moved aside, the new one renamed into place, then the old removed.
+  fs::path old;
+  if (fs::exists(out_)) {
+    VT_CHECK(overwrite_, "output folder '", out_.string(), "' appeared while exporting; nothing replaced");
+    old = out_.string() + ".old-" + std::to_string(::getpid());
+    VT_CHECK(std::rename(out_.c_str(), old.c_str()) == 0, "cannot move '", out_.string(), "' aside: ", std::strerror(errno));
+  }
+  VT_CHECK(std::rename(staging_.c_str(), out_.c_str()) == 0, "cannot rename '", staging_.string(), "' to '",
+           out_.string(), "': ", std::strerror(errno));
+  committed_ = true;
+  if (!old.empty()) VT_CHECK(remove_tree(old.string()), "cannot remove the replaced '", old.string(), "': ", std::strerror(errno));
+}
+
+}  // namespace vesseltune::exporting

@@ -1,0 +1,65 @@
+#include "vesseltune/train/trained_model.h"
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "vesseltune/core/check.h"
+#include "vesseltune/core/log.h"
+#include "vesseltune/text/tokenizer.h"
+#include "vesseltune/train/checkpoint_store.h"
+#include "vesseltune/train/optimizer_checkpoint.h"
+#include "vesseltune/train/trainer.h"
+
+namespace vesseltune::train {
+
+namespace fs = std::filesystem;
+
+TrainedModel build_untrained_model(TrainConfig config, at::Device device, at::ScalarType dtype) {
+  // Shapes, tokenizer (which sets the token ids) and model, as the trainer makes them.
+  TrainedModel trained;
+  trained.shapes = model_shapes(config);
+  trained.encoder = std::make_shared<BatchEncoder>(text::Tokenizer::from_file(config.model.tokenizer), trained.shapes.sa2va,
+                                                   model_input_options(config, trained.shapes), config.loss.inside_fov);
+  trained.model = build_model(trained.shapes, config, device, dtype);
+  trained.model->eval();
+  trained.config = std::move(config);
+  return trained;
+}
+
+std::string resolve_checkpoint(const std::string& path) {
+  VT_CHECK(fs::exists(path), "no checkpoint at '", path, "'");
+  if (!fs::is_directory(path)) return path;
+  const fs::path folder = fs::exists(fs::path(path) / "checkpoints") ? fs::path(path) / "checkpoints" : fs::path(path);
+  const std::vector<fs::path> found = CheckpointStore(folder, 1).list();
+  VT_CHECK(!found.empty(), "'", path, "' holds no complete training checkpoint (step_N.h5)");
+  return found.front().string();
+}
+
+TrainedModel load_trained_model(const std::string& checkpoint, const std::vector<std::string>& overrides,
+                                at::Device device, at::ScalarType dtype) {
+  const std::string file = resolve_checkpoint(checkpoint);
+  const TrainConfig config = TrainConfig::from_yaml_text(CheckpointStore::read_config(file), file + " (config)", overrides);
+  TrainedModel trained = build_untrained_model(config, device, dtype);
+  const std::vector<std::string> loaded = load_trained_weights(file, *trained.model);
+  trained.source = file;
+  trained.step = CheckpointStore::read_state(file).step;
+  VT_LOG(info) << "model " << (config.model.config_json.empty() ? config.model.preset : config.model.config_json)
+               << ": " << loaded.size() << " trained tensors from " << file << " (step " << trained.step << ")";
+  return trained;
+}
+
+TrainedModel load_merged_model(const std::string& folder, const std::vector<std::string>& overrides, at::Device device,
+                               at::ScalarType dtype) {
+  const fs::path config_file = fs::path(folder) / kExportedConfigName;
+  VT_CHECK(fs::exists(config_file), folder, ": no ", kExportedConfigName, " (not a folder written by vesseltune-export)");
+  std::vector<std::string> settings = {"model.weights=" + folder, "model.config_json=" + folder,
+                                       "model.tokenizer=" + (fs::path(folder) / "tokenizer.json").string(),
+                                       "model.lora.r=0"};
+  settings.insert(settings.end(), overrides.begin(), overrides.end());
+  TrainedModel trained = build_untrained_model(TrainConfig::load(config_file.string(), settings), device, dtype);
+  trained.source = folder;
+  return trained;
+}
+
+}  // namespace vesseltune::train
