@@ -2,6 +2,7 @@
 
 #include <torch/nn/module.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <sstream>
@@ -35,6 +36,21 @@ std::string describe_tensors(const std::vector<NamedParameter>& parameters) {
 
 // AdamW with tensor operations, on any device: the path without offload. Same arithmetic as the host kernel
 // and torch::optim::AdamW.
+// The device path works through a shard in chunks of this many elements: its fp32 temporaries (the converted
+// gradient, AdamW's denominator) then stay at a few hundred MB instead of several times the shard (a 500M-element
+// bucket of sa2va-4b made 10 GiB of them at one GPU).
+constexpr int64_t kDeviceChunk = 1 << 24;
+
+// Sum of squares of a device gradient shard in double, without an fp32 copy of the whole shard.
+double sum_of_squares_device(const at::Tensor& grad) {
+  at::Tensor total = at::zeros({}, grad.options().dtype(at::kDouble));
+  for (int64_t begin = 0; begin < grad.numel(); begin += kDeviceChunk) {
+    const at::Tensor chunk = grad.narrow(0, begin, std::min(kDeviceChunk, grad.numel() - begin)).to(at::kFloat);
+    total += chunk.pow(2).sum(at::kDouble);
+  }
+  return total.item<double>();
+}
+
 void adamw_tensors(const AdamWStep& h, at::Tensor master, at::Tensor exp_avg, at::Tensor exp_avg_sq,
                    const at::Tensor& grad, at::Tensor param_out) {
   at::Tensor g = grad.to(at::kFloat);
@@ -254,7 +270,7 @@ StepResult ZeroOptimizer::step(double lr) {
   // host-side coordination, whatever the backend of the gradients).
   started = Clock::now();
   double sum_of_squares = host_kernel_ ? sum_of_squares_host(grad_state_.data_ptr(), model_dtype_, grad_state_.numel(), pool_.get())
-                                       : grad_state_.to(at::kFloat).pow(2).sum(at::kDouble).item<double>();
+                                       : sum_of_squares_device(grad_state_);
   if (sharded_) {
     MPI_Allreduce(MPI_IN_PLACE, &sum_of_squares, 1, MPI_DOUBLE, MPI_SUM, comm_.world().comm);
   }
@@ -341,7 +357,11 @@ void ZeroOptimizer::update_bucket(int bucket, double lr, double grad_scale) {
       adamw_host(hyper, master.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(),
                  grad.data_ptr(), model_dtype_, out.data_ptr(), model_dtype_, n, pool_.get());
     } else {
-      adamw_tensors(hyper, master, exp_avg, exp_avg_sq, grad, out);
+      for (int64_t begin = 0; begin < n; begin += kDeviceChunk) {
+        const int64_t m = std::min(kDeviceChunk, n - begin);
+        adamw_tensors(hyper, master.narrow(0, begin, m), exp_avg.narrow(0, begin, m), exp_avg_sq.narrow(0, begin, m),
+                      grad.narrow(0, begin, m), out.narrow(0, begin, m));
+      }
     }
   }
 }
