@@ -14,8 +14,9 @@ DistributedSampler::DistributedSampler(int64_t dataset_size, SamplerOptions opti
   VT_CHECK(options_.world > 0, "sampler: world size must be positive, got ", options_.world);
   VT_CHECK(options_.rank >= 0 && options_.rank < options_.world, "sampler: rank ", options_.rank,
            " is outside world size ", options_.world);
-  VT_CHECK(epoch_length() >= options_.world, "sampler: an epoch of ", epoch_length(), " samples cannot feed ",
-           options_.world, " ranks");
+  // Training needs a sample for every rank; evaluation (keeping the remainder) lets the last ranks read none.
+  VT_CHECK(!options_.drop_remainder || epoch_length() >= options_.world, "sampler: an epoch of ", epoch_length(),
+           " samples cannot feed ", options_.world, " ranks");
 }
 
 int64_t DistributedSampler::samples_per_rank(int64_t consumed) const {

@@ -69,6 +69,21 @@ TEST(Sampler, WithoutDroppingTheRemainderEveryPositionIsReadOnce) {
   }
 }
 
+TEST(Sampler, EvaluationWithFewerSamplesThanRanksLeavesTheLastRanksEmpty) {
+  // 2 validation images on 4 ranks (a small val split on many GPUs): ranks 0 and 1 read one each, 2 and 3 none.
+  SamplerOptions o = options(0, 4, 1);
+  o.shuffle = false;
+  o.drop_remainder = false;
+  const std::vector<std::vector<int64_t>> expected = {{0}, {1}, {}, {}};
+  for (int rank = 0; rank < 4; ++rank) {
+    o.rank = rank;
+    EXPECT_EQ(DistributedSampler(2, o).rank_indices({0, 0}), expected[rank]);
+  }
+  // Training cannot give every rank a sample: refused.
+  o.drop_remainder = true;
+  EXPECT_THROW(DistributedSampler(2, o), Error);
+}
+
 TEST(Sampler, PartsAreDisjointEqualAndCoverTheEpochForOneToFourRanks) {
   for (int64_t size : {1220, 7, 10}) {
     for (int world = 1; world <= 4; ++world) {
