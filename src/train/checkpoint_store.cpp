@@ -73,6 +73,17 @@ void create_file(const fs::path& path, const TrainerState& state, const std::str
   VT_CHECK(file.close(), "closing checkpoint '", path.string(), "' failed");
 }
 
+// A string attribute of a checkpoint file's root; errors name the file.
+std::string read_root_attribute(const fs::path& path, const char* name) {
+  io::hdf5::silence_errors();
+  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  VT_CHECK(file.valid(), "cannot open checkpoint '", path.string(), "' (truncated or not HDF5)");
+  std::string text;
+  VT_CHECK(io::hdf5::read_string_attribute(file.get(), name, text), path.string(), ": no '", name,
+           "' attribute (not a vesseltune training checkpoint)");
+  return text;
+}
+
 }  // namespace
 
 CheckpointStore::CheckpointStore(fs::path directory, int64_t keep_last)
@@ -81,12 +92,7 @@ CheckpointStore::CheckpointStore(fs::path directory, int64_t keep_last)
 }
 
 TrainerState CheckpointStore::read_state(const fs::path& path) {
-  io::hdf5::silence_errors();
-  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  VT_CHECK(file.valid(), "cannot open checkpoint '", path.string(), "' (truncated or not HDF5)");
-  std::string text;
-  VT_CHECK(io::hdf5::read_string_attribute(file.get(), "trainer", text), path.string(),
-           ": no 'trainer' attribute (not a vesseltune training checkpoint)");
+  const std::string text = read_root_attribute(path, "trainer");
   try {
     const auto j = nlohmann::json::parse(text);
     VT_CHECK(j.at("format_version") == kFormatVersion, path.string(), ": checkpoint format version ",
@@ -97,15 +103,7 @@ TrainerState CheckpointStore::read_state(const fs::path& path) {
   }
 }
 
-std::string CheckpointStore::read_config(const fs::path& path) {
-  io::hdf5::silence_errors();
-  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
-  VT_CHECK(file.valid(), "cannot open checkpoint '", path.string(), "' (truncated or not HDF5)");
-  std::string text;
-  VT_CHECK(io::hdf5::read_string_attribute(file.get(), "config", text), path.string(),
-           ": no 'config' attribute (not a vesseltune training checkpoint)");
-  return text;
-}
+std::string CheckpointStore::read_config(const fs::path& path) { return read_root_attribute(path, "config"); }
 
 std::vector<fs::path> CheckpointStore::list() const {
   std::vector<fs::path> found;
