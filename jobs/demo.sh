@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The embedded default job on a CPU-only machine: build, pack synthetic vessels, train the tiny Sa2VA on 2 MPI
-# ranks (configs/tiny_vessel.yaml: ZeRO-2, CPU-offloaded AdamW, validation Dice, checkpoints), plot the curves.
+# ranks (configs/tiny_vessel.yaml: ZeRO-2, CPU-offloaded AdamW, validation Dice, checkpoints), plot the curves,
+# and evaluate the last checkpoint on the validation images (masks, overlays, vessel metrics).
 # Extra arguments go to vesseltune-train (e.g. --set train.max_steps=300).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,3 +16,5 @@ rm -rf "$WORK"  # the demo starts over each time; real runs continue with --resu
 mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -np 2 build/bin/vesseltune-train \
   --config configs/tiny_vessel.yaml --work-dir "$WORK" "$@"
 build/bin/vesseltune-report "$WORK/metrics.h5" --out "$WORK/plots"
+mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -np 2 build/bin/vesseltune-eval \
+  --checkpoint "$WORK" --data data/synthetic --out "$WORK/eval"
