@@ -98,13 +98,11 @@ int evaluate(const Arguments& args, const comm::World& world) {
   log::init({world.rank, log::Severity::info, false, (out / "eval.log").string()});
 
   const auto comm = comm::make_communicator(world, comm::Backend::automatic, std::chrono::minutes(10));
-  const at::Device device = comm->device();
-  const at::ScalarType dtype = device.is_cuda() ? at::kBFloat16 : at::kFloat;
   const train::TrainedModel model = args.checkpoint.empty()
-                                        ? train::load_merged_model(args.weights, args.overrides, device, dtype)
-                                        : train::load_trained_model(args.checkpoint, args.overrides, device, dtype);
+                                        ? train::load_merged_model(args.weights, args.overrides, comm->device())
+                                        : train::load_trained_model(args.checkpoint, args.overrides, comm->device());
   const eval::ImageSource source(args.data, args.split, args.layout, args.mask_threshold);
-  eval::Segmenter segmenter(model, device, dtype, args.segmenter);
+  eval::Segmenter segmenter(model, args.segmenter);
   VT_LOG(info) << "evaluating " << model.source << " on " << source.size() << " images of " << source.description()
                << " (" << world.size << " ranks, " << args.segmenter.mode << " mode, threshold " << args.threshold << ")";
 

@@ -37,8 +37,8 @@ at::Tensor window_weights(int start, int size, int length, int overlap) {
   return weights;
 }
 
-Segmenter::Segmenter(const train::TrainedModel& model, at::Device device, at::ScalarType dtype, SegmenterOptions options)
-    : model_(model), net_(model.model), device_(device), dtype_(dtype), options_(std::move(options)),
+Segmenter::Segmenter(const train::TrainedModel& model, SegmenterOptions options)
+    : model_(model), net_(model.model), options_(std::move(options)),
       inputs_(train::model_input_options(model.config, model.shapes)) {
   VT_CHECK(options_.mode == "resize" || options_.mode == "tile", "--mode must be resize or tile, got '",
            options_.mode, "'");
@@ -52,7 +52,7 @@ at::Tensor Segmenter::probability(const data::SampleRecord& record) {
 at::Tensor Segmenter::whole(const data::SampleRecord& record) {
   torch::NoGradGuard no_grad;
   const data::Batch batch = data::collate({data::make_model_inputs(record, inputs_, 0)});
-  const model::Sa2VAStepOutput out = net_->forward(model_.encoder->encode(batch, device_, dtype_, false, 0).inputs);
+  const model::Sa2VAStepOutput out = net_->forward(model_.encoder->encode(batch, model_.device, model_.dtype, false, 0).inputs);
   return model::sam2::probabilities_from_logits(out.mask_logits, inputs_.sam_size, record.image.height,
                                                 record.image.width)[0]
       .to(at::kCPU);
@@ -67,7 +67,9 @@ at::Tensor Segmenter::tiled(const data::SampleRecord& record) {
     const at::Tensor wy = window_weights(top, rows, height, overlap);
     for (const int left : window_starts(width, size, overlap)) {
       const int columns = std::min(size, width);
-      data::SampleRecord window = record;
+      data::SampleRecord window;  // only what the model inputs read: the crops and the referring texts
+      window.texts = record.texts;
+      window.source = record.source;
       window.image = data::crop(record.image, top, left, rows, columns);
       window.mask = data::crop(record.mask, top, left, rows, columns);
       window.fov = data::crop(record.fov, top, left, rows, columns);

@@ -462,19 +462,7 @@ std::string format_plan(const MemoryPlan& plan, const PlanInputs& in) {
                 in.model.use_llm_lora ? ("r" + std::to_string(in.model.lora.r)).c_str() : "off",
                 in.model.activation_checkpointing ? "on" : "off");
   out += line;
-  std::snprintf(line, sizeof line, "  %-20s %14s %14s\n", "parameters", "trainable", "frozen");
-  out += line;
-  int64_t trainable = 0, frozen = 0;
-  for (const auto& m : plan.modules) {
-    std::snprintf(line, sizeof line, "  %-20s %14lld %14lld\n", m.module.c_str(), static_cast<long long>(m.trainable),
-                  static_cast<long long>(m.frozen));
-    out += line;
-    trainable += m.trainable;
-    frozen += m.frozen;
-  }
-  std::snprintf(line, sizeof line, "  %-20s %14lld %14lld\n", "total", static_cast<long long>(trainable),
-                static_cast<long long>(frozen));
-  out += line;
+  out += format_parameter_counts(plan.modules);
   const std::vector<std::pair<const char*, int64_t>> items = {
       {"weights", plan.weights_bytes},
       {"gradients", plan.gradient_bytes},

@@ -15,13 +15,15 @@ namespace vesseltune::train {
 
 namespace fs = std::filesystem;
 
-TrainedModel build_untrained_model(TrainConfig config, at::Device device, at::ScalarType dtype) {
+TrainedModel build_untrained_model(TrainConfig config, at::Device device, std::optional<at::ScalarType> dtype) {
   // Shapes, tokenizer (which sets the token ids) and model, as the trainer makes them.
   TrainedModel trained;
   trained.shapes = model_shapes(config);
   trained.encoder = std::make_shared<BatchEncoder>(text::Tokenizer::from_file(config.model.tokenizer), trained.shapes.sa2va,
                                                    model_input_options(config, trained.shapes), config.loss.inside_fov);
-  trained.model = build_model(trained.shapes, config, device, dtype);
+  trained.device = device;
+  trained.dtype = dtype ? *dtype : model_dtype(config, device);
+  trained.model = build_model(trained.shapes, config, device, trained.dtype);
   trained.model->eval();
   trained.config = std::move(config);
   return trained;
@@ -37,7 +39,7 @@ std::string resolve_checkpoint(const std::string& path) {
 }
 
 TrainedModel load_trained_model(const std::string& checkpoint, const std::vector<std::string>& overrides,
-                                at::Device device, at::ScalarType dtype) {
+                                at::Device device, std::optional<at::ScalarType> dtype) {
   const std::string file = resolve_checkpoint(checkpoint);
   const TrainConfig config = TrainConfig::from_yaml_text(CheckpointStore::read_config(file), file + " (config)", overrides);
   TrainedModel trained = build_untrained_model(config, device, dtype);
@@ -50,7 +52,7 @@ TrainedModel load_trained_model(const std::string& checkpoint, const std::vector
 }
 
 TrainedModel load_merged_model(const std::string& folder, const std::vector<std::string>& overrides, at::Device device,
-                               at::ScalarType dtype) {
+                               std::optional<at::ScalarType> dtype) {
   const fs::path config_file = fs::path(folder) / kExportedConfigName;
   VT_CHECK(fs::exists(config_file), folder, ": no ", kExportedConfigName, " (not a folder written by vesseltune-export)");
   std::vector<std::string> settings = {"model.weights=" + folder, "model.config_json=" + folder,

@@ -9,7 +9,6 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <iomanip>
 #include <numeric>
 #include <sstream>
 
@@ -49,21 +48,6 @@ std::string format_duration(double seconds) {
   std::snprintf(text, sizeof(text), "%lld:%02lld:%02lld", static_cast<long long>(total / 3600),
                 static_cast<long long>(total / 60 % 60), static_cast<long long>(total % 60));
   return text;
-}
-
-std::string describe_parameters(const std::vector<ParameterCount>& counts) {
-  std::ostringstream out;
-  int64_t trainable = 0, frozen = 0;
-  out << "parameters by module (trainable / frozen):";
-  for (const auto& c : counts) {
-    out << "\n  " << std::left << std::setw(20) << c.module << std::right << std::setw(14) << c.trainable
-        << std::setw(14) << c.frozen;
-    trainable += c.trainable;
-    frozen += c.frozen;
-  }
-  out << "\n  " << std::left << std::setw(20) << "total" << std::right << std::setw(14) << trainable << std::setw(14)
-      << frozen;
-  return out.str();
 }
 
 // Sums over the steps since the last log line (already averaged over ranks).
@@ -197,7 +181,7 @@ void Trainer::log_start() const {
   VT_LOG(info) << "backend " << comm_->backend() << ", device " << device_ << ", dtype "
                << (dtype_ == at::kBFloat16 ? "bf16" : "fp32") << ", optimizer " << optimizer_->config().describe()
                << (optimizer_->host_threads() > 0 ? ", " + std::to_string(optimizer_->host_threads()) + " host threads" : "");
-  VT_LOG(info) << describe_parameters(count_parameters(*model_));
+  VT_LOG(info) << "parameters by module:\n" << format_parameter_counts(count_parameters(*model_));
   if (device_.is_cuda()) {
     const PlanInputs plan = memory_plan_inputs(config_, world_.size);
     VT_LOG(info) << format_plan(plan_memory(plan), plan);

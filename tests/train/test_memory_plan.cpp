@@ -45,7 +45,7 @@ void expect_plan_matches(const train::PlanInputs& in, const torch::nn::Module& n
   const auto planned = train::plan_parameters(in);
   const auto actual = net.named_parameters(/*recurse=*/true);
   ASSERT_EQ(planned.size(), actual.size());
-  std::vector<train::ModuleParameters> counts;
+  std::vector<train::ParameterCount> counts;
   for (size_t i = 0; i < planned.size(); ++i) {
     const auto& p = planned[i];
     const auto& a = actual[i];
@@ -166,7 +166,7 @@ TEST_P(MemoryPlanCalibration, PeakWithinFifteenHundredthsOfAGiB) {
   in.model.activation_checkpointing = m.checkpointing;
   const train::MemoryPlan plan = train::plan_memory(in);
   int64_t trainable = 0;
-  train::ModuleParameters sam2;
+  train::ParameterCount sam2;
   for (const auto& module : plan.modules) {
     trainable += module.trainable;
     if (module.module == "grounding_encoder") sam2 = module;

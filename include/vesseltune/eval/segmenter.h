@@ -33,7 +33,8 @@ at::Tensor window_weights(int start, int size, int length, int overlap);
 
 class Segmenter {
  public:
-  Segmenter(const train::TrainedModel& model, at::Device device, at::ScalarType dtype, SegmenterOptions options);
+  // Runs on MODEL's device in its dtype.
+  Segmenter(const train::TrainedModel& model, SegmenterOptions options);
   // Float [H, W] on the CPU, in [0, 1].
   at::Tensor probability(const data::SampleRecord& record);  // not const: a forward pass
 
@@ -43,8 +44,6 @@ class Segmenter {
 
   const train::TrainedModel& model_;
   model::Sa2VAModel net_;  // model_.model: the same module, callable
-  at::Device device_;
-  at::ScalarType dtype_;
   SegmenterOptions options_;
   data::ModelInputOptions inputs_;
 };

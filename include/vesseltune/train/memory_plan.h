@@ -11,6 +11,7 @@
 #include "vesseltune/model/config.h"
 #include "vesseltune/model/sam2/sam2_config.h"
 #include "vesseltune/optim/zero_config.h"
+#include "vesseltune/train/parameter_count.h"
 
 namespace vesseltune::train {
 
@@ -35,14 +36,8 @@ struct PlannedParameter {
 };
 std::vector<PlannedParameter> plan_parameters(const PlanInputs& in);
 
-struct ModuleParameters {
-  std::string module;  // top-level key: vision_model, mlp1, language_model, text_hidden_fcs, grounding_encoder
-  int64_t trainable = 0;
-  int64_t frozen = 0;
-};
-
 struct MemoryPlan {
-  std::vector<ModuleParameters> modules;
+  std::vector<ParameterCount> modules;
   int64_t weights_bytes = 0;           // frozen parameters + the optimizer's flat (padded) trainable buffer
   int64_t gradient_bytes = 0;          // flat gradient buffer + reduced shard (stage >= 1)
   int64_t optimizer_device_bytes = 0;  // fp32 master + moments on the device (0 with offload cpu)

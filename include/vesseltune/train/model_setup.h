@@ -9,6 +9,7 @@
 
 #include "vesseltune/model/sa2va_model.h"
 #include "vesseltune/model/sam2/sam2_config.h"
+#include "vesseltune/train/parameter_count.h"
 #include "vesseltune/train/train_config.h"
 
 namespace vesseltune::train {
@@ -29,11 +30,6 @@ at::ScalarType model_dtype(const TrainConfig& config, at::Device device);
 model::Sa2VAModel build_model(const ModelShapes& shapes, const TrainConfig& config, at::Device device,
                               at::ScalarType dtype);
 
-struct ParameterCount {
-  std::string module;  // top-level module name (vision_model, mlp1, language_model, ...)
-  int64_t trainable = 0;
-  int64_t frozen = 0;
-};
 // Trainable and frozen parameters per top-level module, in registration order.
 std::vector<ParameterCount> count_parameters(const torch::nn::Module& model);
 
