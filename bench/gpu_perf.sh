@@ -11,6 +11,7 @@
 # The card's bf16 matmul rate is measured first (8192³, torch) for MFU. Each run's log and result go to
 # $OUT/runs.tgz (refreshed after every run, so a cut-off job still returns what it measured); runs that would start
 # after BUDGET_S seconds are skipped; the table (bench/perf_table.py) is printed last and kept in $OUT/table.txt.
+# BUCKETS="50000000 ..." adds ZeRO-2 + CPU offload runs on the last of GPUS with those bucket sizes.
 # E.g. MODELS=sa2va-4b GPUS="1 2 4" BUDGET_S=500 bash bench/gpu_perf.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,39 +23,11 @@ WARMUP=${WARMUP:-3}
 BIG_BATCH=${BIG_BATCH:-4}
 BUDGET_S=${BUDGET_S:-100000}
 RUNS=/tmp/vt-perf-runs
-mkdir -p "$OUT" "$RUNS"
-cmake -S . -B build-gpu -G Ninja $GPU_CMAKE_ARGS -DCMAKE_BUILD_TYPE=Release -DVESSELTUNE_BUILD_TESTS=OFF \
-  -DVESSELTUNE_BUILD_BENCH=OFF > "$OUT/configure.log" 2>&1 || { tail -40 "$OUT/configure.log"; exit 1; }
-cmake --build build-gpu -j "$(nproc)" --target vesseltune-train vesseltune-pack > "$OUT/build.log" 2>&1 ||
-  { grep -E "error|Error" -A6 "$OUT/build.log" | head -80; exit 1; }
-nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
+BUCKETS=${BUCKETS:-}
+source bench/gpu_bench_common.sh
 build-gpu/bin/vesseltune-pack synth /tmp/vt-synth --count 64 --size 512 -j 16 --overwrite > "$OUT/pack.log" 2>&1 ||
   { tail -20 "$OUT/pack.log"; exit 1; }
-PEAK=$(python3 -c '
-import torch, time
-a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16); b = torch.randn_like(a)
-for _ in range(3): a @ b
-torch.cuda.synchronize(); t = time.perf_counter(); n = 20
-for _ in range(n): a @ b
-torch.cuda.synchronize(); print(round(2 * 8192**3 * n / (time.perf_counter() - t) / 1e12))')
-echo "bf16 matmul 8192^3: $PEAK TFLOP/s" | tee "$OUT/peak.txt"
 
-# vesseltune NAME MODEL GPUS OFFLOAD MICRO_BATCH: one benchmark run; its BENCH_RESULT goes to runs/NAME.json.
-vesseltune() {
-  local name=$1 model=$2 gpus=$3 offload=$4 micro=$5
-  [ "$SECONDS" -lt "$BUDGET_S" ] || { echo "== $name: skipped (past BUDGET_S)"; return; }
-  rm -rf "/tmp/vt-bench-$name"
-  timeout 180 mpirun -np "$gpus" --bind-to none -x OMP_NUM_THREADS=4 -x LD_LIBRARY_PATH build-gpu/bin/vesseltune-train \
-    --config "configs/${model/sa2va-/sa2va_}_vessel_lora.yaml" --data /tmp/vt-synth --work-dir "/tmp/vt-bench-$name" \
-    --set model.tokenizer=configs/tiny/tokenizer.json --set data.max_tiles=1 --set data.workers=4 \
-    --set 'train.deepspeed=""' --set train.micro_batch="$micro" --set zero.offload_optimizer="$offload" --set train.log_interval=1 \
-    --benchmark "$STEPS" --warmup "$WARMUP" --peak-tflops "$PEAK" > "$RUNS/$name.log" 2>&1
-  echo "== $name: exit $?"
-  grep -A22 "benchmark: " "$RUNS/$name.log" | head -24
-  grep "^BENCH_RESULT " "$RUNS/$name.log" | cut -d' ' -f2- > "$RUNS/$name.json"
-  grep -iE "error|what\(\)" "$RUNS/$name.log" | head -5
-  tar czf "$OUT/runs.tgz" -C "$RUNS" .
-}
 # peer NAME MODEL GPUS OPTIMIZER TEXT_TOKENS: the PyTorch peer; its PEER_RESULT goes to runs/NAME.json.
 peer() {
   local name=$1 model=$2 gpus=$3 optimizer=$4 text=$5
@@ -74,6 +47,10 @@ for model in $MODELS; do
   tokens=$(python3 -c "import json; print(round(json.load(open('$RUNS/$model-none-1gpu.json'))['tokens_per_sample']))" 2>/dev/null || echo 282)
   peer "$model-peer-gpu-1gpu" "$model" 1 gpu $((tokens - 256))
   for gpus in $GPUS; do vesseltune "$model-cpu-${gpus}gpu" "$model" "$gpus" cpu 1; done
+  # ZeRO-2 bucket sizes other than the recipe's 5e8 (DeepSpeed's reduce_bucket_size), on the most GPUs.
+  for bucket in $BUCKETS; do
+    vesseltune "$model-cpu-${gpus}gpu-bucket$bucket" "$model" "$gpus" cpu 1 --set zero.bucket_numel="$bucket"
+  done
   vesseltune "$model-none-1gpu-mb$BIG_BATCH" "$model" 1 none "$BIG_BATCH"
   build-gpu/bin/vesseltune-train --config "configs/${model/sa2va-/sa2va_}_vessel_lora.yaml" --set data.max_tiles=1 \
     --plan --world-size 4 --gpu-mem 24 > "$RUNS/$model-plan.txt" 2>&1

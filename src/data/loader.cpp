@@ -95,9 +95,8 @@ void DataLoader::start(SamplerPosition from) {
           const int64_t global_position = p->from.consumed + rank + local * world;
           const uint64_t seed = mix_seed(options_.sampler.seed, static_cast<uint64_t>(p->from.epoch),
                                          static_cast<uint64_t>(global_position));
-          SampleRecord record = dataset_->read(index);
-          augment(record, options_.augment, seed);
-          Sample sample = make_model_inputs(record, options_.inputs, seed);
+          const SampleRecord record = dataset_->read(index);
+          Sample sample = make_model_inputs(record, options_.inputs, seed, draw_augmentation(options_.augment, seed));
           sample.index = index;
           result.sample = std::move(sample);
         } catch (...) {

@@ -6,9 +6,7 @@
 #include <vector>
 
 #include "vesseltune/core/check.h"
-#include "vesseltune/data/image_ops.h"
 #include "vesseltune/data/random.h"
-#include "vesseltune/data/resample.h"
 
 namespace vesseltune::data {
 
@@ -89,28 +87,38 @@ at::Tensor plane_tensor(const Image& plane) {
   return tensor;
 }
 
-Sample make_model_inputs(const SampleRecord& record, const ModelInputOptions& options, uint64_t seed) {
+Sample make_model_inputs(const SampleRecord& record, const ModelInputOptions& options, uint64_t seed,
+                         const Augmentation& augmentation) {
   const Image& image = record.image;
+  VT_CHECK(record.mask.height == image.height && record.fov.height == image.height &&
+               record.mask.width == image.width && record.fov.width == image.width,
+           record.source, ": image, mask and FOV sizes differ");
+  auto render_plane = [&](const Image& plane, int height, int width) {
+    return plane_tensor(render_augmented(plane, augmentation, height, width, PlaneKind::mask));
+  };
+  const auto [height, width] = augmentation.size(image.height, image.width);
   Sample sample;
-  sample.grid = choose_tile_grid(image.width, image.height, options);
-  const int t = options.tile_size;
-  const Image grid_image = resize_bicubic(image, sample.grid.rows * t, sample.grid.columns * t);
+  sample.grid = choose_tile_grid(width, height, options);
+  const int t = options.tile_size, s = options.sam_size;
   const bool thumbnail = options.use_thumbnail && sample.grid.tiles() != 1;
+  // The grid image, SAM2's image and the thumbnail, from one read of the source.
+  std::vector<std::pair<int, int>> sizes = {{sample.grid.rows * t, sample.grid.columns * t}, {s, s}};
+  if (thumbnail) sizes.emplace_back(t, t);
+  const std::vector<Image> views = render_augmented(image, augmentation, sizes, PlaneKind::image);
   sample.tiles = at::empty({sample.grid.tiles() + (thumbnail ? 1 : 0), 3, t, t}, at::kByte);
   for (int row = 0; row < sample.grid.rows; ++row) {
     for (int column = 0; column < sample.grid.columns; ++column) {
-      write_channels_first(grid_image, row * t, column * t, t, t, sample.tiles[row * sample.grid.columns + column]);
+      write_channels_first(views[0], row * t, column * t, t, t, sample.tiles[row * sample.grid.columns + column]);
     }
   }
-  if (thumbnail) write_channels_first(resize_bicubic(image, t, t), 0, 0, t, t, sample.tiles[sample.grid.tiles()]);
-  const int s = options.sam_size;
+  if (thumbnail) write_channels_first(views[2], 0, 0, t, t, sample.tiles[sample.grid.tiles()]);
   sample.sam_image = at::empty({3, s, s}, at::kByte);
-  write_channels_first(resize_bicubic(image, s, s), 0, 0, s, s, sample.sam_image);
-  sample.mask = plane_tensor(resize_nearest(record.mask, options.loss_size, options.loss_size));
-  sample.fov = plane_tensor(resize_nearest(record.fov, options.loss_size, options.loss_size));
+  write_channels_first(views[1], 0, 0, s, s, sample.sam_image);
+  sample.mask = render_plane(record.mask, options.loss_size, options.loss_size);
+  sample.fov = render_plane(record.fov, options.loss_size, options.loss_size);
   if (options.full_resolution) {
-    sample.full_mask = plane_tensor(record.mask);
-    sample.full_fov = plane_tensor(record.fov);
+    sample.full_mask = render_plane(record.mask, height, width);
+    sample.full_fov = render_plane(record.fov, height, width);
   }
   VT_CHECK(!record.texts.empty(), record.source, ": sample has no referring text");
   sample.text = record.texts[mix_seed(seed, 0x7e47) % record.texts.size()];

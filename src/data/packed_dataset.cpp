@@ -1,12 +1,11 @@
 #include "vesseltune/data/packed_dataset.h"
 
-#include <zlib.h>
-
 #include <mutex>
 
 #include "vesseltune/io/hdf5.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/data/checksum.h"
+#include "vesseltune/data/zlib_stream.h"
 
 namespace vesseltune::data {
 
@@ -42,7 +41,7 @@ Handle open_checked_dataset(hid_t group, const char* name, const std::vector<hsi
   };
   VT_CHECK(dims == expected, where, ": dataset '", name, "' has shape ", shape(dims), " but the manifest says ",
            shape(expected));
-  // The reader takes each dataset as one deflated chunk (how vesseltune-pack writes it).
+  // The reader takes each dataset as one chunk, deflated or stored (how vesseltune-pack writes it).
   Handle properties(H5Dget_create_plist(dataset.get()), H5Pclose);
   std::vector<hsize_t> chunk(expected.size());
   VT_CHECK(H5Pget_layout(properties.get()) == H5D_CHUNKED &&
@@ -50,13 +49,15 @@ Handle open_checked_dataset(hid_t group, const char* name, const std::vector<hsi
            where, ": dataset '", name, "' is not stored as one chunk");
   unsigned flags = 0;
   size_t count = 0;
-  VT_CHECK(H5Pget_nfilters(properties.get()) == 1 &&
-               H5Pget_filter2(properties.get(), 0, &flags, &count, nullptr, 0, nullptr, nullptr) == H5Z_FILTER_DEFLATE,
-           where, ": dataset '", name, "' is not deflate-compressed");
+  const int filters = H5Pget_nfilters(properties.get());
+  VT_CHECK(filters == 0 || (filters == 1 && H5Pget_filter2(properties.get(), 0, &flags, &count, nullptr, 0, nullptr,
+                                                           nullptr) == H5Z_FILTER_DEFLATE),
+           where, ": dataset '", name, "' is neither stored nor deflate-compressed");
   return dataset;
 }
 
-// Reads the dataset's single chunk and inflates it into exactly BYTES bytes, outside HDF5's lock.
+// Reads the dataset's single chunk and, when it is deflated, inflates it into exactly BYTES bytes, outside
+// HDF5's lock.
 std::vector<uint8_t> read_chunk(hid_t dataset, size_t rank, size_t bytes, const std::string& where,
                                 const char* name) {
   const std::vector<hsize_t> origin(rank, 0);
@@ -67,14 +68,15 @@ std::vector<uint8_t> read_chunk(hid_t dataset, size_t rank, size_t bytes, const 
   uint32_t skipped_filters = 0;
   VT_CHECK(H5Dread_chunk(dataset, H5P_DEFAULT, origin.data(), &skipped_filters, raw.data()) >= 0, where,
            ": cannot read dataset '", name, "'");
-  if (skipped_filters & 1u) {  // HDF5 stored this chunk uncompressed
+  Handle properties(H5Dget_create_plist(dataset), H5Pclose);
+  // Stored without a filter (--compression 0), or HDF5 skipped the deflate filter for this chunk.
+  if (H5Pget_nfilters(properties.get()) == 0 || (skipped_filters & 1u)) {
     VT_CHECK(raw.size() == bytes, where, ": dataset '", name, "' holds ", raw.size(), " bytes, expected ", bytes);
     return raw;
   }
   std::vector<uint8_t> pixels(bytes);
-  uLongf size = bytes;
-  VT_CHECK(uncompress(pixels.data(), &size, raw.data(), raw.size()) == Z_OK && size == bytes, where, ": dataset '",
-           name, "' does not inflate to ", bytes, " bytes (corrupt)");
+  VT_CHECK(zlib_decompress(raw.data(), raw.size(), pixels.data(), bytes), where, ": dataset '", name,
+           "' does not inflate to ", bytes, " bytes (corrupt)");
   return pixels;
 }
 
@@ -183,6 +185,9 @@ SampleRecord PackedDataset::read(int64_t index) const {
   record.mask = plane("mask", 1, 2);
   record.fov = plane("fov", 1, 2);
   for (const auto& [image, name] : {std::pair{&record.mask, "mask"}, std::pair{&record.fov, "fov"}}) {
+    uint8_t any_bits = 0;  // all values are 0 or 1 exactly when their OR is (one vectorised pass)
+    for (uint8_t v : image->pixels) any_bits |= v;
+    if (any_bits <= 1) continue;
     for (uint8_t v : image->pixels) VT_CHECK(v <= 1, where, ": ", name, " holds ", int(v), "; only 0 and 1 are allowed");
   }
   std::vector<int64_t> original;

@@ -1,7 +1,6 @@
 #include "vesseltune/data/shard_writer.h"
 
 #include <unistd.h>
-#include <zlib.h>
 
 #include <chrono>
 #include <cstdio>
@@ -11,6 +10,7 @@
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/remove_tree.h"
 #include "vesseltune/data/checksum.h"
+#include "vesseltune/data/zlib_stream.h"
 
 namespace vesseltune::data {
 
@@ -24,14 +24,6 @@ std::string shard_file_name(const std::string& split, int index) {
 }
 
 namespace {
-
-std::vector<uint8_t> deflate(const std::vector<uint8_t>& raw, int level) {
-  uLongf size = compressBound(raw.size());
-  std::vector<uint8_t> out(size);
-  VT_CHECK(compress2(out.data(), &size, raw.data(), raw.size(), level) == Z_OK, "deflate failed");
-  out.resize(size);
-  return out;
-}
 
 void check_binary(const Image& plane, const char* what, const std::string& source) {
   for (uint8_t v : plane.pixels) {
@@ -48,18 +40,19 @@ std::string utc_now() {
   return text;
 }
 
-// One dataset of DIMS uint8 values stored as a single deflated chunk, written as is.
-void write_deflated_dataset(hid_t group, const char* name, const std::vector<hsize_t>& dims,
-                            const std::vector<uint8_t>& deflated, int level, const std::string& where) {
+// One dataset of DIMS uint8 values stored as a single chunk, written as is: deflated at LEVEL, or without a
+// filter at level 0.
+void write_chunk_dataset(hid_t group, const char* name, const std::vector<hsize_t>& dims,
+                         const std::vector<uint8_t>& chunk, int level, const std::string& where) {
   Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
   Handle properties(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   H5Pset_chunk(properties.get(), static_cast<int>(dims.size()), dims.data());
-  H5Pset_deflate(properties.get(), static_cast<unsigned>(level));
+  if (level > 0) H5Pset_deflate(properties.get(), static_cast<unsigned>(level));
   Handle dataset(H5Dcreate2(group, name, H5T_STD_U8LE, space.get(), H5P_DEFAULT, properties.get(), H5P_DEFAULT),
                  H5Dclose);
   VT_CHECK(dataset.valid(), where, ": cannot create dataset '", name, "'");
   const std::vector<hsize_t> origin(dims.size(), 0);
-  VT_CHECK(H5Dwrite_chunk(dataset.get(), H5P_DEFAULT, 0, origin.data(), deflated.size(), deflated.data()) >= 0,
+  VT_CHECK(H5Dwrite_chunk(dataset.get(), H5P_DEFAULT, 0, origin.data(), chunk.size(), chunk.data()) >= 0,
            where, ": cannot write dataset '", name, "'");
 }
 
@@ -75,15 +68,18 @@ EncodedSample encode_sample(const SampleRecord& record, int compression_level) {
              image.height, "x", image.width);
     check_binary(*plane, what, record.source);
   }
-  VT_CHECK(compression_level >= 1 && compression_level <= 9, "compression level must be 1..9, got ", compression_level);
+  VT_CHECK(compression_level >= 0 && compression_level <= 9, "compression level must be 0..9, got ", compression_level);
   VT_CHECK(record.split == "train" || record.split == "val", record.source, ": split must be train or val, got '",
            record.split, "'");
   EncodedSample encoded;
   encoded.height = image.height;
   encoded.width = image.width;
-  encoded.image = deflate(image.pixels, compression_level);
-  encoded.mask = deflate(record.mask.pixels, compression_level);
-  encoded.fov = deflate(record.fov.pixels, compression_level);
+  auto encode = [compression_level](const std::vector<uint8_t>& pixels) {
+    return compression_level == 0 ? pixels : zlib_compress(pixels, compression_level);
+  };
+  encoded.image = encode(image.pixels);
+  encoded.mask = encode(record.mask.pixels);
+  encoded.fov = encode(record.fov.pixels);
   encoded.texts = record.texts.empty() ? std::vector<std::string>{kDefaultText} : record.texts;
   encoded.source = record.source;
   encoded.dataset = record.dataset;
@@ -144,9 +140,9 @@ void ShardSetWriter::add(const EncodedSample& sample) {
   Handle group(H5Gcreate2(shard->samples.get(), key, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   VT_CHECK(group.valid(), where, ": cannot create group");
   const auto h = static_cast<hsize_t>(sample.height), w = static_cast<hsize_t>(sample.width);
-  write_deflated_dataset(group.get(), "image", {h, w, 3}, sample.image, options_.compression_level, where);
-  write_deflated_dataset(group.get(), "mask", {h, w}, sample.mask, options_.compression_level, where);
-  write_deflated_dataset(group.get(), "fov", {h, w}, sample.fov, options_.compression_level, where);
+  write_chunk_dataset(group.get(), "image", {h, w, 3}, sample.image, options_.compression_level, where);
+  write_chunk_dataset(group.get(), "mask", {h, w}, sample.mask, options_.compression_level, where);
+  write_chunk_dataset(group.get(), "fov", {h, w}, sample.fov, options_.compression_level, where);
   io::hdf5::write_string_list_attribute(group.get(), "texts", sample.texts);
   io::hdf5::write_string_attribute(group.get(), "source", sample.source);
   io::hdf5::write_string_attribute(group.get(), "dataset", sample.dataset);

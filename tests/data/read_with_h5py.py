@@ -10,33 +10,45 @@ import h5py
 import numpy as np
 
 pack, out = sys.argv[1], sys.argv[2]
-shutil.rmtree(out, ignore_errors=True)
-subprocess.run([pack, "synth", out, "--count", "5", "--size", "80", "--samples-per-shard", "2",
-                "--val-fraction", "0.2"], check=True)
-manifest = json.load(open(f"{out}/manifest.json"))
-assert manifest["format"] == "vesseltune-shard" and manifest["format_version"] == 1, manifest
-assert manifest["splits"] == {"train": 4, "val": 1}, manifest["splits"]
-seen = 0
-for shard in manifest["shards"]:
-    path = f"{out}/{shard['file']}"
-    data = open(path, "rb").read()
-    assert len(data) == shard["bytes"], path
-    assert format(zlib.crc32(data), "08x") == shard["crc32"], path
-    with h5py.File(path, "r") as f:
-        assert f.attrs["format"] == "vesseltune-shard", path
-        assert int(f.attrs["format_version"]) == 1 and int(f.attrs["num_samples"]) == len(shard["samples"])
-        for entry in shard["samples"]:
-            g = f["samples"][entry["key"]]
-            image, mask, fov = g["image"][()], g["mask"][()], g["fov"][()]
-            h, w = entry["height"], entry["width"]
-            assert image.shape == (h, w, 3) and image.dtype == np.uint8, image.shape
-            assert mask.shape == (h, w) and fov.shape == (h, w)
-            assert set(np.unique(mask)) <= {0, 1} and set(np.unique(fov)) <= {0, 1}
-            assert mask.sum() > 0
-            assert list(g.attrs["texts"]) == ["blood vessels"], g.attrs["texts"]
-            assert g.attrs["split"] == shard["split"] and g.attrs["dataset"] == "synthetic"
-            assert g.attrs["source"].startswith("synthetic:"), g.attrs["source"]
-            assert list(g.attrs["original_size"]) == [h, w]
-            seen += 1
-assert seen == 5, seen
-print(f"h5py read {seen} samples from {len(manifest['shards'])} shards")
+
+
+def read_set(folder, compression):
+    """Packs with --compression COMPRESSION into FOLDER and returns {key: (image, mask, fov)} read with h5py."""
+    shutil.rmtree(folder, ignore_errors=True)
+    subprocess.run([pack, "synth", folder, "--count", "5", "--size", "80", "--samples-per-shard", "2",
+                    "--val-fraction", "0.2", "--compression", compression], check=True)
+    manifest = json.load(open(f"{folder}/manifest.json"))
+    assert manifest["format"] == "vesseltune-shard" and manifest["format_version"] == 1, manifest
+    assert manifest["splits"] == {"train": 4, "val": 1}, manifest["splits"]
+    samples = {}
+    for shard in manifest["shards"]:
+        path = f"{folder}/{shard['file']}"
+        data = open(path, "rb").read()
+        assert len(data) == shard["bytes"], path
+        assert format(zlib.crc32(data), "08x") == shard["crc32"], path
+        with h5py.File(path, "r") as f:
+            assert f.attrs["format"] == "vesseltune-shard", path
+            assert int(f.attrs["format_version"]) == 1 and int(f.attrs["num_samples"]) == len(shard["samples"])
+            for entry in shard["samples"]:
+                g = f["samples"][entry["key"]]
+                assert (g["image"].compression == "gzip") == (compression != "0"), g["image"].compression
+                image, mask, fov = g["image"][()], g["mask"][()], g["fov"][()]
+                h, w = entry["height"], entry["width"]
+                assert image.shape == (h, w, 3) and image.dtype == np.uint8, image.shape
+                assert mask.shape == (h, w) and fov.shape == (h, w)
+                assert set(np.unique(mask)) <= {0, 1} and set(np.unique(fov)) <= {0, 1}
+                assert mask.sum() > 0
+                assert list(g.attrs["texts"]) == ["blood vessels"], g.attrs["texts"]
+                assert g.attrs["split"] == shard["split"] and g.attrs["dataset"] == "synthetic"
+                assert g.attrs["source"].startswith("synthetic:"), g.attrs["source"]
+                assert list(g.attrs["original_size"]) == [h, w]
+                samples[(shard["file"], entry["key"])] = (image, mask, fov)
+    assert len(samples) == 5, len(samples)
+    return samples
+
+
+deflated, stored = read_set(f"{out}/deflate", "4"), read_set(f"{out}/stored", "0")
+assert deflated.keys() == stored.keys()
+for key in deflated:
+    assert all(np.array_equal(a, b) for a, b in zip(deflated[key], stored[key])), key
+print(f"h5py read {len(deflated)} samples deflated (libdeflate's zlib streams) and stored, with equal pixels")

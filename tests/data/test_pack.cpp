@@ -422,6 +422,27 @@ TEST_F(ReaderValidationTest, ReadsWhatWasPacked) {
   }
 }
 
+TEST_F(PackTest, StoredWithoutCompressionReadsTheSamePixels) {
+  PackOptions o;
+  o.threads = 1;
+  o.val_fraction = 0.0;
+  o.shards.compression_level = 0;  // --compression 0
+  SynthOptions synth;
+  synth.count = 3;
+  synth.size = 64;
+  pack_synthetic(synth, root_ / "stored", o);
+  const PackedDataset dataset(root_ / "stored");
+  ASSERT_EQ(dataset.size(), 3);
+  for (int64_t i = 0; i < 3; ++i) {
+    const SampleRecord want = synthesize_sample(i, synth), got = dataset.read(i);
+    EXPECT_EQ(got.image.pixels, want.image.pixels);
+    EXPECT_EQ(got.mask.pixels, want.mask.pixels);
+    EXPECT_EQ(got.fov.pixels, want.fov.pixels);
+  }
+  // Each sample holds its raw pixels: the shard is at least 64 × 64 × (3 + 1 + 1) bytes per sample.
+  EXPECT_GE(fs::file_size(root_ / "stored" / "train-00000.h5"), 3u * 64 * 64 * 5);
+}
+
 TEST_F(ReaderValidationTest, ChecksumMismatchIsRefused) {
   std::fstream file(shard(), std::ios::in | std::ios::out | std::ios::binary);
   file.seekp(static_cast<std::streamoff>(fs::file_size(shard()) / 2));

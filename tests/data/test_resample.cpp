@@ -82,6 +82,17 @@ TEST(Resample, MatchesPillowBicubicWithinOneLevel) {
   EXPECT_EQ(checked, 15);
 }
 
+TEST(Resample, SeveralSizesAtOnceEqualOneCallEach) {
+  // Shared horizontal jobs (two sizes with one width), a size of the image's own width and an upscale.
+  const Image image = pattern(37, 53);
+  const std::vector<std::pair<int, int>> sizes = {{20, 30}, {11, 30}, {15, 53}, {37, 53}, {70, 90}, {9, 7}};
+  const std::vector<Image> together = resize_bicubic(image, sizes);
+  ASSERT_EQ(together.size(), sizes.size());
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    EXPECT_EQ(together[i].pixels, resize_bicubic(image, sizes[i].first, sizes[i].second).pixels) << i;
+  }
+}
+
 TEST(Resample, SameSizeIsACopyAndConstantsStayConstant) {
   const Image image = pattern(9, 13);
   EXPECT_EQ(resize_bicubic(image, 9, 13).pixels, image.pixels);

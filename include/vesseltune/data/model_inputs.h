@@ -10,6 +10,7 @@
 #include <array>
 #include <cstdint>
 
+#include "vesseltune/data/augment.h"
 #include "vesseltune/data/sample.h"
 #include "vesseltune/data/shard_format.h"
 
@@ -33,8 +34,10 @@ TileGrid choose_tile_grid(int width, int height, const ModelInputOptions& option
 // One-channel 0/1 plane → [H, W] uint8 tensor.
 at::Tensor plane_tensor(const Image& plane);
 
-// SEED picks the referring text when the sample has several.
-Sample make_model_inputs(const SampleRecord& record, const ModelInputOptions& options, uint64_t seed);
+// RECORD's inputs as AUGMENTATION shows it (augment.h; the default is none, then every resize is straight
+// from the native image, as in Sa2VA's preprocessing). SEED picks the referring text when there are several.
+Sample make_model_inputs(const SampleRecord& record, const ModelInputOptions& options, uint64_t seed,
+                         const Augmentation& augmentation = {});
 
 // What Sa2VA's two image branches take, on the model's device: float tensors (v / 255 - mean) / std.
 struct ModelImages {

@@ -10,11 +10,18 @@
 // The horizontal pass runs first and is rounded and clipped to 8 bits, then the vertical pass; an axis
 // whose size does not change is not filtered at all.
 
+#include <utility>
+#include <vector>
+
 #include "vesseltune/data/image.h"
 
 namespace vesseltune::data {
 
 // IMAGE (1 or 3 channels) resized to OUT_HEIGHT × OUT_WIDTH; the same size returns a copy.
 Image resize_bicubic(const Image& image, int out_height, int out_width);
+
+// IMAGE resized to each (height, width) of SIZES, in that order: the same results as one call per size, but
+// the source is read and laid out for the horizontal pass once (the model inputs take three sizes of an image).
+std::vector<Image> resize_bicubic(const Image& image, const std::vector<std::pair<int, int>>& sizes);
 
 }  // namespace vesseltune::data

@@ -37,7 +37,7 @@ EncodedSample encode_sample(const SampleRecord& record, int compression_level);
 
 struct ShardSetOptions {
   int samples_per_shard = 64;
-  int compression_level = 4;  // deflate 1..9; only recorded here, encode_sample applies it
+  int compression_level = 4;  // deflate 1..9, 0 = stored; only recorded here, encode_sample applies it
   std::string command;        // recorded in the manifest
   bool overwrite = false;     // replace an existing OUT (only once the new set is complete)
 };
