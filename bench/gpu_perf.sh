@@ -7,11 +7,13 @@
 #   per model in MODELS:  vesseltune, optimizer on the GPU (offload none), 1 GPU     ┐ "optimizer on the GPU for
 #                         peer, fused AdamW on the GPU, 1 GPU                         ┘  both"
 #                         vesseltune, ZeRO-2 + CPU offload, each GPU count in GPUS   (scaling, exposed optimizer)
-#                         vesseltune, offload none, micro-batch BIG_BATCH, 1 GPU      (MFU at a large micro-batch)
+#                         vesseltune, offload none, micro-batch BIG_BATCH, 1 GPU      (MFU at a large micro-batch;
+#                                                                                      BIG_BATCH=0 skips it)
 # The card's bf16 matmul rate is measured first (8192³, torch) for MFU. Each run's log and result go to
 # $OUT/runs.tgz (refreshed after every run, so a cut-off job still returns what it measured); runs that would start
 # after BUDGET_S seconds are skipped; the table (bench/perf_table.py) is printed last and kept in $OUT/table.txt.
-# BUCKETS="50000000 ..." adds ZeRO-2 + CPU offload runs on the last of GPUS with those bucket sizes.
+# RATIOS="0.5 ..." adds ZeRO-2 + CPU offload runs on each of GPUS with that share of the optimizer state on the host
+# (zero.offload_ratio); BUCKETS="50000000 ..." adds runs on the last of GPUS with those bucket sizes.
 # E.g. MODELS=sa2va-4b GPUS="1 2 4" BUDGET_S=500 bash bench/gpu_perf.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +26,7 @@ BIG_BATCH=${BIG_BATCH:-4}
 BUDGET_S=${BUDGET_S:-100000}
 RUNS=/tmp/vt-perf-runs
 BUCKETS=${BUCKETS:-}
+RATIOS=${RATIOS:-}
 source bench/gpu_bench_common.sh
 build-gpu/bin/vesseltune-pack synth /tmp/vt-synth --count 64 --size 512 -j 16 --overwrite > "$OUT/pack.log" 2>&1 ||
   { tail -20 "$OUT/pack.log"; exit 1; }
@@ -47,11 +50,17 @@ for model in $MODELS; do
   tokens=$(python3 -c "import json; print(round(json.load(open('$RUNS/$model-none-1gpu.json'))['tokens_per_sample']))" 2>/dev/null || echo 282)
   peer "$model-peer-gpu-1gpu" "$model" 1 gpu $((tokens - 256))
   for gpus in $GPUS; do vesseltune "$model-cpu-${gpus}gpu" "$model" "$gpus" cpu 1; done
+  # Part of the optimizer state kept on the GPU (DeepSpeed's offload_optimizer.ratio), each GPU count in GPUS.
+  for ratio in $RATIOS; do
+    for gpus in $GPUS; do
+      vesseltune "$model-cpu-${gpus}gpu-ratio$ratio" "$model" "$gpus" cpu 1 --set zero.offload_ratio="$ratio"
+    done
+  done
   # ZeRO-2 bucket sizes other than the recipe's 5e8 (DeepSpeed's reduce_bucket_size), on the most GPUs.
   for bucket in $BUCKETS; do
     vesseltune "$model-cpu-${gpus}gpu-bucket$bucket" "$model" "$gpus" cpu 1 --set zero.bucket_numel="$bucket"
   done
-  vesseltune "$model-none-1gpu-mb$BIG_BATCH" "$model" 1 none "$BIG_BATCH"
+  [ "$BIG_BATCH" -gt 0 ] && vesseltune "$model-none-1gpu-mb$BIG_BATCH" "$model" 1 none "$BIG_BATCH"
   build-gpu/bin/vesseltune-train --config "configs/${model/sa2va-/sa2va_}_vessel_lora.yaml" --set data.max_tiles=1 \
     --plan --world-size 4 --gpu-mem 24 > "$RUNS/$model-plan.txt" 2>&1
 done

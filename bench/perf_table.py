@@ -70,6 +70,14 @@ for model in models:
         run = runs.get(f"{model}-cpu-{gpus}gpu")
         check(f"exposed optimizer share, offload cpu, {gpus} GPU(s)",
               100 * run["optimizer_exposed_share"] if run else None, 10, higher=False, unit="%")
+    # Runs with part of the optimizer state on the GPU (RATIOS): the same two targets, per run.
+    for name, run in runs.items():
+        if not name.startswith(f"{model}-cpu-") or "-ratio" not in name or not run or "error" in run:
+            continue
+        check(f"exposed optimizer share, {name[len(model) + 1:]}", 100 * run["optimizer_exposed_share"], 10,
+              higher=False, unit="%")
+        if "-4gpu-" in name and peer:
+            check(f"{name[len(model) + 1:]}: per GPU / peer's 1 GPU", per_gpu(run) / peer, 2.0, unit="x")
     run = runs.get(f"{model}-cpu-4gpu")
     if model == "sa2va-4b":
         peer_peak = runs.get(f"{model}-peer-gpu-1gpu") or {}

@@ -25,9 +25,8 @@ int print_plan(const train::TrainConfig& loaded, int world_size, double gpu_mem_
     std::cout << (advice.fits ? "fits" : "does NOT fit") << " a " << gpu_mem_gib << " GiB GPU (keeping "
               << train::safety_margin_gib(gpu_mem_gib) << " GiB free)\n";
     for (const auto& suggestion : advice.suggestions) std::cout << "  change: " << suggestion << "\n";
-    const optim::OffloadDevice offload = train::choose_offload(in, gpu_mem_gib);
-    std::cout << "optimizer offload that fits with the least offload: zero.offload_optimizer: "
-              << optim::to_string(offload) << "\n";
+    std::cout << "optimizer offload that fits with the least offload: " << train::choose_offload(in, gpu_mem_gib).yaml()
+              << "\n";
   }
   return 0;
 }

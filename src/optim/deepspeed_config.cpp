@@ -142,7 +142,7 @@ DeepSpeedSettings parse_deepspeed_config(const std::string& json_text, const std
       zero.pin_memory = offload.value("pin_memory", zero.pin_memory);
       offload.accept_without_effect("buffer_count", "host buffers are sized per shard", notes);
       offload.accept_without_effect("fast_init", "state is created in place", notes);
-      offload.accept_without_effect("ratio", "the whole shard is offloaded", notes);
+      zero.offload_ratio = offload.value("ratio", zero.offload_ratio);
       offload.refuse("nvme_path", "nvme offload is not implemented");
       offload.reject_unknown();
     }

@@ -16,7 +16,9 @@ OffloadDevice parse_offload_device(const std::string& text) {
 
 std::string ZeroConfig::describe() const {
   std::ostringstream out;
-  out << "stage " << stage << ", overlap_comm " << overlap_comm << ", offload " << to_string(offload) << ", pin_memory "
+  out << "stage " << stage << ", overlap_comm " << overlap_comm << ", offload " << to_string(offload);
+  if (offload == OffloadDevice::cpu && offload_ratio != 1.0) out << " ratio " << offload_ratio;
+  out << ", pin_memory "
       << pin_memory << ", bucket " << reduce_bucket_numel << ", clip " << gradient_clipping << ", betas " << beta1 << "/"
       << beta2 << ", eps " << eps << ", weight_decay " << weight_decay;
   return out.str();
@@ -31,6 +33,8 @@ void ZeroConfig::validate() const {
            beta2);
   VT_CHECK(eps > 0, "optimizer eps must be positive, got ", eps);
   VT_CHECK(weight_decay >= 0, "weight_decay must be >= 0, got ", weight_decay);
+  VT_CHECK(offload_ratio > 0 && offload_ratio <= 1, "offload_optimizer.ratio must lie in (0, 1], got ", offload_ratio,
+           " (offload_optimizer.device none keeps all of the state on the device)");
   VT_CHECK(optimizer_threads >= 0, "optimizer_threads must be >= 0, got ", optimizer_threads);
 }
 

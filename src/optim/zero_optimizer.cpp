@@ -110,10 +110,12 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
   comm::verify_fingerprint(comm_.world(), identity);
 
   sharded_ = config_.stage >= 1;
-  host_kernel_ = config_.offload == OffloadDevice::cpu;
-  staging_ = host_kernel_ && !device.is_cpu();
-  const auto model_options = at::TensorOptions().dtype(model_dtype_).device(device);
   const int64_t shard = layout_.shard_numel();
+  host_numel_ = config_.offload == OffloadDevice::cpu
+                    ? std::min(shard, static_cast<int64_t>(std::llround(config_.offload_ratio * static_cast<double>(shard))))
+                    : 0;
+  staging_ = host_numel_ > 0 && !device.is_cpu();
+  const auto model_options = at::TensorOptions().dtype(model_dtype_).device(device);
 
   // Flat buffers; each parameter becomes a view of its place in them.
   flat_params_ = at::zeros({layout_.flat_numel()}, model_options);
@@ -130,17 +132,23 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
     }
   }
   grad_shard_ = sharded_ ? at::zeros({shard}, model_options) : flat_grads_;
-  grad_state_ = staging_ ? comm_.empty_host(shard, model_dtype_, config_.pin_memory) : grad_shard_;
-  if (staging_) param_staging_ = comm_.empty_host(shard, model_dtype_, config_.pin_memory);
+  host_grads_ = staging_ ? comm_.empty_host(host_numel_, model_dtype_, config_.pin_memory)
+                         : grad_shard_.narrow(0, 0, host_numel_);
+  if (staging_) param_staging_ = comm_.empty_host(host_numel_, model_dtype_, config_.pin_memory);
 
-  const auto state_options = at::TensorOptions().dtype(at::kFloat).device(host_kernel_ ? at::Device(at::kCPU) : device);
-  master_ = at::empty({shard}, state_options);
-  exp_avg_ = at::zeros({shard}, state_options);
-  exp_avg_sq_ = at::zeros({shard}, state_options);
+  auto make_state = [](int64_t numel, const at::Device& where) {
+    const auto options = at::TensorOptions().dtype(at::kFloat).device(where);
+    return ShardState{at::empty({numel}, options), at::zeros({numel}, options), at::zeros({numel}, options)};
+  };
+  host_state_ = make_state(host_numel_, at::Device(at::kCPU));
+  device_state_ = make_state(shard - host_numel_, device);
   for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) {
-    master_.narrow(0, layout_.shard_offset(b), layout_.owned_numel(b)).copy_(owned_params(b));
+    for (const StatePiece& piece : state_pieces(layout_.shard_offset(b), layout_.owned_numel(b))) {
+      state_of(piece).master.narrow(0, piece.local_offset, piece.numel)
+          .copy_(owned_params(b).narrow(0, piece.shard_offset - layout_.shard_offset(b), piece.numel));
+    }
   }
-  if (host_kernel_) {
+  if (host_numel_ > 0) {
     pool_ = std::make_unique<HostThreadPool>(config_.optimizer_threads, comm_.world().local_rank,
                                              comm_.world().local_size);
   }
@@ -167,6 +175,18 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
 }
 
 ZeroOptimizer::~ZeroOptimizer() = default;
+
+std::vector<ZeroOptimizer::StatePiece> ZeroOptimizer::state_pieces(int64_t offset, int64_t numel) const {
+  std::vector<StatePiece> pieces;
+  const int64_t split = std::clamp(host_numel_, offset, offset + numel);
+  if (split > offset) pieces.push_back({true, offset, offset, split - offset});
+  if (offset + numel > split) pieces.push_back({false, split, split - host_numel_, offset + numel - split});
+  return pieces;
+}
+
+int64_t ZeroOptimizer::host_prefix(int bucket) const {
+  return std::clamp<int64_t>(host_numel_ - layout_.shard_offset(bucket), 0, layout_.owned_numel(bucket));
+}
 
 at::Tensor ZeroOptimizer::owned_params(int bucket) {
   return flat_params_.narrow(0, layout_.owned_begin(bucket), layout_.owned_numel(bucket));
@@ -222,10 +242,11 @@ void ZeroOptimizer::launch_reduction(int bucket) {
   } else {
     reduce_work_[bucket] = comm_.all_reduce(grads, "all-reduce" + name);
   }
-  if (staging_) {
-    const int64_t offset = layout_.shard_offset(bucket), numel = layout_.owned_numel(bucket);
-    at::Tensor host = grad_state_.narrow(0, offset, numel);
-    copy_out_work_[bucket] = comm_.copy(host, grad_shard_.narrow(0, offset, numel), reduce_work_[bucket].get());
+  const int64_t host = host_prefix(bucket);
+  if (staging_ && host > 0) {  // the host part's gradients go to pinned memory as soon as they are reduced
+    const int64_t offset = layout_.shard_offset(bucket);
+    at::Tensor target = host_grads_.narrow(0, offset, host);
+    copy_out_work_[bucket] = comm_.copy(target, grad_shard_.narrow(0, offset, host), reduce_work_[bucket].get());
   }
 }
 
@@ -257,20 +278,19 @@ StepResult ZeroOptimizer::step(double lr) {
     boundary_ = false;
   }
   for (int b = 0; b < buckets; ++b) {
-    if (staging_) {
-      copy_out_work_[b]->synchronize();
-    } else {
-      reduce_work_[b]->wait();
-      if (device_sync) reduce_work_[b]->synchronize();
-    }
+    reduce_work_[b]->wait();
+    if (copy_out_work_[b]) copy_out_work_[b]->synchronize();
+    if (device_sync) reduce_work_[b]->synchronize();
   }
   result.times.reduce_wait_ms = elapsed_ms(started);
 
   // 2. Global norm of the averaged gradient: local sum of squares, one scalar all-reduce (through MPI: this is
   // host-side coordination, whatever the backend of the gradients).
   started = Clock::now();
-  double sum_of_squares = host_kernel_ ? sum_of_squares_host(grad_state_.data_ptr(), model_dtype_, grad_state_.numel(), pool_.get())
-                                       : sum_of_squares_device(grad_state_);
+  const int64_t shard = layout_.shard_numel();
+  double sum_of_squares = 0;
+  if (host_numel_ > 0) sum_of_squares += sum_of_squares_host(host_grads_.data_ptr(), model_dtype_, host_numel_, pool_.get());
+  if (host_numel_ < shard) sum_of_squares += sum_of_squares_device(grad_shard_.narrow(0, host_numel_, shard - host_numel_));
   if (sharded_) {
     MPI_Allreduce(MPI_IN_PLACE, &sum_of_squares, 1, MPI_DOUBLE, MPI_SUM, comm_.world().comm);
   }
@@ -298,12 +318,16 @@ StepResult ZeroOptimizer::step(double lr) {
   const double grad_scale = result.clip_coef / world;
   copy_in_work_.clear();
   gather_work_.clear();
+  // The device part first: its kernels run while the host updates its part.
+  for (int b = 0; b < buckets; ++b) update_bucket(b, lr, grad_scale, /*host_part=*/false);
   for (int b = 0; b < buckets; ++b) {
-    update_bucket(b, lr, grad_scale);
+    update_bucket(b, lr, grad_scale, /*host_part=*/true);
     comm::WorkPtr copy_in;
     at::Tensor owned = owned_params(b);
-    if (staging_) {
-      copy_in = comm_.copy(owned, param_staging_.narrow(0, layout_.shard_offset(b), layout_.owned_numel(b)));
+    const int64_t host = host_prefix(b);
+    if (staging_ && host > 0) {
+      at::Tensor target = owned.narrow(0, 0, host);
+      copy_in = comm_.copy(target, param_staging_.narrow(0, layout_.shard_offset(b), host));
       copy_in_work_.push_back(copy_in);
     }
     if (sharded_) {
@@ -336,7 +360,7 @@ TransferTimes ZeroOptimizer::transfer_times() const {
   return {total(reduce_work_), total(copy_out_work_), total(copy_in_work_), total(gather_work_)};
 }
 
-void ZeroOptimizer::update_bucket(int bucket, double lr, double grad_scale) {
+void ZeroOptimizer::update_bucket(int bucket, double lr, double grad_scale, bool host_part) {
   AdamWStep hyper;
   hyper.lr = lr;
   hyper.beta1 = config_.beta1;
@@ -347,20 +371,26 @@ void ZeroOptimizer::update_bucket(int bucket, double lr, double grad_scale) {
   for (const auto& segment : layout_.owned_segments()) {
     if (segment.bucket != bucket) continue;
     hyper.weight_decay = groups_[segment.group].weight_decay;
-    const int64_t offset = segment.shard_offset, n = segment.numel;
-    at::Tensor master = master_.narrow(0, offset, n);
-    at::Tensor exp_avg = exp_avg_.narrow(0, offset, n);
-    at::Tensor exp_avg_sq = exp_avg_sq_.narrow(0, offset, n);
-    at::Tensor grad = grad_state_.narrow(0, offset, n);
-    at::Tensor out = staging_ ? param_staging_.narrow(0, offset, n) : flat_params_.narrow(0, segment.flat_offset, n);
-    if (host_kernel_) {
-      adamw_host(hyper, master.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(),
-                 grad.data_ptr(), model_dtype_, out.data_ptr(), model_dtype_, n, pool_.get());
-    } else {
+    for (const StatePiece& piece : state_pieces(segment.shard_offset, segment.numel)) {
+      if (piece.host != host_part) continue;
+      const int64_t offset = piece.shard_offset, n = piece.numel;
+      const ShardState& state = state_of(piece);
+      at::Tensor master = state.master.narrow(0, piece.local_offset, n);
+      at::Tensor exp_avg = state.exp_avg.narrow(0, piece.local_offset, n);
+      at::Tensor exp_avg_sq = state.exp_avg_sq.narrow(0, piece.local_offset, n);
+      at::Tensor params = flat_params_.narrow(0, segment.flat_offset + (offset - segment.shard_offset), n);
+      if (piece.host) {
+        at::Tensor out = staging_ ? param_staging_.narrow(0, offset, n) : params;
+        adamw_host(hyper, master.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(),
+                   host_grads_.narrow(0, offset, n).data_ptr(), model_dtype_, out.data_ptr(), model_dtype_, n,
+                   pool_.get());
+        continue;
+      }
+      const at::Tensor grad = grad_shard_.narrow(0, offset, n);
       for (int64_t begin = 0; begin < n; begin += kDeviceChunk) {
         const int64_t m = std::min(kDeviceChunk, n - begin);
         adamw_tensors(hyper, master.narrow(0, begin, m), exp_avg.narrow(0, begin, m), exp_avg_sq.narrow(0, begin, m),
-                      grad.narrow(0, begin, m), out.narrow(0, begin, m));
+                      grad.narrow(0, begin, m), params.narrow(0, begin, m));
       }
     }
   }
@@ -369,9 +399,13 @@ void ZeroOptimizer::update_bucket(int bucket, double lr, double grad_scale) {
 std::vector<StateSpan> ZeroOptimizer::state_spans() {
   std::vector<StateSpan> spans;
   for (const auto& span : layout_.canonical_spans()) {
-    spans.push_back(StateSpan{span.canonical_offset, span.numel, master_.narrow(0, span.shard_offset, span.numel),
-                              exp_avg_.narrow(0, span.shard_offset, span.numel),
-                              exp_avg_sq_.narrow(0, span.shard_offset, span.numel)});
+    for (const StatePiece& piece : state_pieces(span.shard_offset, span.numel)) {
+      const ShardState& state = state_of(piece);
+      spans.push_back(StateSpan{span.canonical_offset + (piece.shard_offset - span.shard_offset), piece.numel,
+                                state.master.narrow(0, piece.local_offset, piece.numel),
+                                state.exp_avg.narrow(0, piece.local_offset, piece.numel),
+                                state.exp_avg_sq.narrow(0, piece.local_offset, piece.numel)});
+    }
   }
   return spans;
 }
@@ -380,7 +414,10 @@ void ZeroOptimizer::publish_master_weights() {
   std::vector<comm::WorkPtr> gathers;
   for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) {
     at::Tensor owned = owned_params(b);
-    owned.copy_(master_.narrow(0, layout_.shard_offset(b), layout_.owned_numel(b)));
+    for (const StatePiece& piece : state_pieces(layout_.shard_offset(b), layout_.owned_numel(b))) {
+      owned.narrow(0, piece.shard_offset - layout_.shard_offset(b), piece.numel)
+          .copy_(state_of(piece).master.narrow(0, piece.local_offset, piece.numel));
+    }
     if (sharded_) {
       at::Tensor bucket = bucket_params(b);
       gathers.push_back(comm_.all_gather(owned, bucket, "all-gather bucket " + std::to_string(b) + " (load)"));
@@ -399,12 +436,14 @@ ZeroOptimizer::Footprint ZeroOptimizer::footprint() const {
   count(flat_grads_);
   if (sharded_) count(grad_shard_);
   if (staging_) {
-    count(grad_state_);
+    count(host_grads_);
     count(param_staging_);
   }
-  count(master_);
-  count(exp_avg_);
-  count(exp_avg_sq_);
+  for (const ShardState* state : {&host_state_, &device_state_}) {
+    count(state->master);
+    count(state->exp_avg);
+    count(state->exp_avg_sq);
+  }
   return print;
 }
 

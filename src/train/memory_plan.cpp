@@ -10,8 +10,9 @@
 // Optimizer (exact, e = 2 bytes in bf16, 4 in fp32). optim::FlatLayout is built from the trainable tensors,
 // giving the padded flat size F and this rank's shard S; ZeroOptimizer then allocates (zero_optimizer.cpp):
 //   device: flat parameters F·e (the trainable weights live there), flat gradients F·e, reduced shard S·e
-//           (stage >= 1), fp32 master + exp_avg + exp_avg_sq 3·S·4 (offload none)
-//   host:   3·S·4 and the pinned staging of gradients and parameters 2·S·e (offload cpu)
+//           (stage >= 1), fp32 master + exp_avg + exp_avg_sq 3·(S-H)·4
+//   host:   3·H·4 and the pinned staging of gradients and parameters 2·H·e, where H is the offloaded part of
+//           the shard: 0 (offload none), S (offload cpu), or offload_ratio·S
 // There are no separate communication buckets: buckets are views of the flat buffers.
 //
 // Activations (an estimate). Per micro-step, with b samples of t tiles: N = b·t tiles, M = b·(256·t + text)
@@ -436,12 +437,14 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   // Rank 0's shard: every rank owns the same number of elements of every padded bucket.
   const optim::FlatLayout layout(params.trainable, in.zero.reduce_bucket_numel, in.world_size, 0, in.zero.stage >= 1);
   const int64_t e = in.bf16 ? 2 : 4, flat = layout.flat_numel(), shard = layout.shard_numel();
-  const int64_t fp32_state = 3 * shard * 4;  // master, exp_avg, exp_avg_sq
-  const bool offload = in.zero.offload == optim::OffloadDevice::cpu;
+  // With offload, the host holds the first offload_ratio of the shard (as ZeroOptimizer rounds it) and its staging.
+  const int64_t host = in.zero.offload == optim::OffloadDevice::cpu
+                           ? std::min(shard, static_cast<int64_t>(std::llround(in.zero.offload_ratio * static_cast<double>(shard))))
+                           : 0;
   plan.weights_bytes = (frozen + flat) * e;
   plan.gradient_bytes = flat * e + (in.zero.stage >= 1 ? shard * e : 0);
-  plan.optimizer_device_bytes = offload ? 0 : fp32_state;
-  plan.host_bytes = offload ? fp32_state + 2 * shard * e : 0;
+  plan.optimizer_device_bytes = 3 * (shard - host) * 4;
+  plan.host_bytes = 3 * host * 4 + 2 * host * e;
   plan.activation_bytes = activation_bytes(in, list, trainable_parts(params.all));
   plan.buffer_bytes = kSlackBytes;
   plan.device_total_bytes = plan.weights_bytes + plan.gradient_bytes + plan.optimizer_device_bytes +
@@ -452,11 +455,17 @@ MemoryPlan plan_memory(const PlanInputs& in) {
 std::string format_plan(const MemoryPlan& plan, const PlanInputs& in) {
   const int64_t tokens = in.tiles_per_sample * in.model.image_tokens_per_tile() + in.text_tokens;
   std::string out;
+  std::string offload = optim::to_string(in.zero.offload);
+  if (in.zero.offload == optim::OffloadDevice::cpu && in.zero.offload_ratio != 1.0) {
+    char ratio[32];
+    std::snprintf(ratio, sizeof ratio, " (ratio %.2f)", in.zero.offload_ratio);
+    offload += ratio;
+  }
   char line[256];
   std::snprintf(line, sizeof line,
                 "memory plan per GPU: %d GPU(s), ZeRO stage %d, offload %s, %s, micro-batch %lld x %lld tiles "
                 "(%lld tokens), LoRA %s, activation checkpointing %s\n",
-                in.world_size, in.zero.stage, optim::to_string(in.zero.offload), in.bf16 ? "bf16" : "fp32",
+                in.world_size, in.zero.stage, offload.c_str(), in.bf16 ? "bf16" : "fp32",
                 static_cast<long long>(in.micro_batch), static_cast<long long>(in.tiles_per_sample),
                 static_cast<long long>(tokens),
                 in.model.use_llm_lora ? ("r" + std::to_string(in.model.lora.r)).c_str() : "off",
@@ -577,10 +586,27 @@ FitAdvice advise(const PlanInputs& in, double gpu_mem_gib) {
   return advice;
 }
 
-optim::OffloadDevice choose_offload(const PlanInputs& in, double gpu_mem_gib) {
-  PlanInputs without = in;
-  without.zero.offload = optim::OffloadDevice::none;
-  return fits(without, gpu_mem_gib) ? optim::OffloadDevice::none : optim::OffloadDevice::cpu;
+std::string OffloadChoice::yaml() const {
+  std::string text = std::string("zero.offload_optimizer: ") + optim::to_string(device);
+  if (device == optim::OffloadDevice::cpu) {
+    char ratio_text[48];
+    std::snprintf(ratio_text, sizeof ratio_text, ", zero.offload_ratio: %.2f", ratio);
+    text += ratio_text;
+  }
+  return text;
+}
+
+OffloadChoice choose_offload(const PlanInputs& in, double gpu_mem_gib) {
+  PlanInputs trial = in;
+  trial.zero.offload = optim::OffloadDevice::none;
+  if (fits(trial, gpu_mem_gib)) return {};
+  // Device memory falls as the ratio grows: the first step that fits is the least offload.
+  trial.zero.offload = optim::OffloadDevice::cpu;
+  for (int twentieths = 1; twentieths < 20; ++twentieths) {
+    trial.zero.offload_ratio = twentieths / 20.0;
+    if (fits(trial, gpu_mem_gib)) return {optim::OffloadDevice::cpu, trial.zero.offload_ratio};
+  }
+  return {optim::OffloadDevice::cpu, 1.0};
 }
 
 }  // namespace vesseltune::train

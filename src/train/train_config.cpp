@@ -82,6 +82,7 @@ void visit_fields(Config& c, Visitor&& v) {
 
   v("zero.stage", c.zero.stage);
   v("zero.offload_optimizer", c.zero.offload_optimizer);
+  v("zero.offload_ratio", c.zero.offload_ratio);
   v("zero.bucket_numel", c.zero.bucket_numel);
   v("zero.optimizer_threads", c.zero.optimizer_threads);
 
@@ -232,6 +233,7 @@ TrainConfig TrainConfig::with_deepspeed(int world_size) const {
   c.train.weight_decay = ds.zero.weight_decay;
   c.zero.stage = ds.zero.stage;
   c.zero.offload_optimizer = optim::to_string(ds.zero.offload);
+  c.zero.offload_ratio = ds.zero.offload_ratio;
   c.zero.bucket_numel = ds.zero.reduce_bucket_numel;
   if (!ds.bf16 && c.model.dtype == "auto") c.model.dtype = "fp32";
   c.validate();
@@ -243,6 +245,7 @@ optim::ZeroConfig TrainConfig::zero_config() const {
   optim::ZeroConfig z;
   z.stage = c.zero.stage;
   z.offload = optim::parse_offload_device(c.zero.offload_optimizer);
+  z.offload_ratio = c.zero.offload_ratio;
   z.reduce_bucket_numel = c.zero.bucket_numel;
   z.gradient_clipping = c.train.clip_grad;
   z.beta1 = c.train.beta1;
@@ -279,6 +282,7 @@ void TrainConfig::validate() const {
   require(zero.stage >= 0 && zero.stage <= 2, "zero.stage", "must be 0, 1 or 2");
   require(zero.offload_optimizer == "none" || zero.offload_optimizer == "cpu", "zero.offload_optimizer",
           "must be none or cpu, not '" + zero.offload_optimizer + "'");
+  require(zero.offload_ratio > 0 && zero.offload_ratio <= 1, "zero.offload_ratio", "must lie in (0, 1]");
   require(zero.bucket_numel > 0, "zero.bucket_numel", "must be positive");
   require(runtime.collective_timeout_s > 0, "runtime.collective_timeout_s", "must be positive");
   require(!runtime.work_dir.empty(), "runtime.work_dir", "must not be empty");

@@ -79,6 +79,17 @@ TEST(DeepSpeedConfig, ExplicitValuesAndOptimizer) {
   EXPECT_DOUBLE_EQ(settings.zero.gradient_clipping, 0.5);
 }
 
+TEST(DeepSpeedConfig, OffloadRatioKeepsPartOfTheStateOnTheDevice) {
+  const auto settings = parse_deepspeed_config(R"({
+    "zero_optimization": {"stage": 2, "offload_optimizer": {"device": "cpu", "ratio": 0.3}}
+  })", "ds.json", defaults_for_world(2));
+  EXPECT_EQ(settings.zero.offload, OffloadDevice::cpu);
+  EXPECT_DOUBLE_EQ(settings.zero.offload_ratio, 0.3);
+  EXPECT_NE(settings.zero.describe().find("ratio 0.3"), std::string::npos) << settings.zero.describe();
+  EXPECT_NE(error_of(R"({"zero_optimization": {"offload_optimizer": {"device": "cpu", "ratio": 0}}})").find("ratio"),
+            std::string::npos);
+}
+
 TEST(DeepSpeedConfig, UnknownKeysAreNamedWithTheirPath) {
   const std::string message = error_of(R"({"zero_optimization": {"stage": 2, "reduce_bucket_sise": 5e8}, "gradient_clip": 1})");
   EXPECT_NE(message.find("'zero_optimization.reduce_bucket_sise'"), std::string::npos) << message;

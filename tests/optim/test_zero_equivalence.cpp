@@ -19,8 +19,11 @@ namespace {
 
 std::string name_of(const testing::TestParamInfo<ZeroSetup>& info) {
   const auto& s = info.param;
-  return "stage" + std::to_string(s.stage) + (s.offload == OffloadDevice::cpu ? "_offload" : "_device") + "_accum" +
-         std::to_string(s.accumulation) + (s.clip > 0 ? "_clip" : "_noclip");
+  const std::string offload = s.offload == OffloadDevice::none ? "_device"
+                              : s.offload_ratio == 1.0       ? "_offload"
+                                                             : "_offload" + std::to_string(std::lround(100 * s.offload_ratio)) + "pct";
+  return "stage" + std::to_string(s.stage) + offload + "_accum" + std::to_string(s.accumulation) +
+         (s.clip > 0 ? "_clip" : "_noclip");
 }
 
 // The reference: torch's own AdamW on the full batch, with the same parameter groups.
@@ -80,7 +83,11 @@ INSTANTIATE_TEST_SUITE_P(
     testing::Values(ZeroSetup{0, OffloadDevice::none, 1, 0}, ZeroSetup{0, OffloadDevice::cpu, 2, 0.05},
                     ZeroSetup{1, OffloadDevice::none, 2, 0}, ZeroSetup{1, OffloadDevice::cpu, 1, 0.05},
                     ZeroSetup{2, OffloadDevice::none, 1, 0.05}, ZeroSetup{2, OffloadDevice::none, 2, 0},
-                    ZeroSetup{2, OffloadDevice::cpu, 1, 0}, ZeroSetup{2, OffloadDevice::cpu, 2, 0.05}),
+                    ZeroSetup{2, OffloadDevice::cpu, 1, 0}, ZeroSetup{2, OffloadDevice::cpu, 2, 0.05},
+                    // Part of the state on the host, part on the device (DeepSpeed's offload_optimizer.ratio):
+                    // the split falls inside a bucket and inside a tensor.
+                    ZeroSetup{2, OffloadDevice::cpu, 2, 0.05, 0.5}, ZeroSetup{1, OffloadDevice::cpu, 1, 0, 0.3},
+                    ZeroSetup{0, OffloadDevice::cpu, 1, 0.05, 0.7}),
     name_of);
 
 TEST(ZeroOptimizer, NonFiniteGradientOnOneRankSkipsTheStepOnAllRanks) {

@@ -36,6 +36,7 @@ struct ZeroSetup {
   OffloadDevice offload;
   int accumulation;
   double clip;
+  double offload_ratio = 1.0;  // offload cpu: share of the shard whose state is on the host
 };
 
 inline std::unique_ptr<comm::Communicator> make_comm(const comm::World& world) {
@@ -61,6 +62,7 @@ inline ZeroConfig zero_config(const ZeroSetup& setup) {
   ZeroConfig config;
   config.stage = setup.stage;
   config.offload = setup.offload;
+  config.offload_ratio = setup.offload_ratio;
   config.gradient_clipping = setup.clip;
   config.weight_decay = kWeightDecay;
   config.reduce_bucket_numel = kBucket;

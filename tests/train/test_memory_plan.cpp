@@ -100,17 +100,19 @@ TEST(MemoryPlanParameters, Sa2VA1bWithHieraSmall) {
   expect_plan_matches(in, *build(in));
 }
 
-// The optimizer's buffers: the plan's bytes from the real optimizer's layout (F padded elements, S owned), and
-// the whole footprint. On the CPU every buffer is host memory and there is no staging (the GPU path's pinned
-// copies of the shard), so the footprint is the plan's device items plus host items minus 2·S·e.
-class MemoryPlanOptimizer : public testing::TestWithParam<std::tuple<int, optim::OffloadDevice>> {};
+// The optimizer's buffers: the plan's bytes from the real optimizer's layout (F padded elements, S owned, H of
+// them with their state on the host), and the whole footprint. On the CPU every buffer is host memory and there
+// is no staging (the GPU path's pinned copies of the host part), so the footprint is the plan's device items plus
+// host items minus 2·H·e.
+class MemoryPlanOptimizer : public testing::TestWithParam<std::tuple<int, optim::OffloadDevice, double>> {};
 
 TEST_P(MemoryPlanOptimizer, BytesMatchZeroOptimizerFootprint) {
-  const auto [stage, offload] = GetParam();
+  const auto [stage, offload, ratio] = GetParam();
   auto in = inputs_for("tiny", "tiny");
   in.world_size = world_size();
   in.zero.stage = stage;
   in.zero.offload = offload;
+  in.zero.offload_ratio = ratio;
   in.zero.reduce_bucket_numel = 100'003;  // several buckets, each padded to the world size
   in.zero.optimizer_threads = 1;
   const int64_t e = 2;
@@ -123,25 +125,28 @@ TEST_P(MemoryPlanOptimizer, BytesMatchZeroOptimizerFootprint) {
   optim::ZeroOptimizer optimizer(optim::trainable_parameters(*net), optim::default_param_groups(in.zero), in.zero, *comm);
   const int64_t flat = optimizer.layout().flat_numel(), shard = optimizer.layout().shard_numel();
   ASSERT_GT(optimizer.layout().buckets().size(), 2u);
+  const bool cpu = offload == optim::OffloadDevice::cpu;
+  const int64_t host = cpu ? std::llround(ratio * static_cast<double>(shard)) : 0;
+  EXPECT_EQ(optimizer.host_state_numel(), host);
 
   const train::MemoryPlan plan = train::plan_memory(in);
-  const bool cpu = offload == optim::OffloadDevice::cpu;
   EXPECT_EQ(plan.gradient_bytes, flat * e + (stage >= 1 ? shard * e : 0));
-  EXPECT_EQ(plan.optimizer_device_bytes, cpu ? 0 : 12 * shard);
-  EXPECT_EQ(plan.host_bytes, cpu ? 12 * shard + 2 * shard * e : 0);
+  EXPECT_EQ(plan.optimizer_device_bytes, 12 * (shard - host));
+  EXPECT_EQ(plan.host_bytes, 12 * host + 2 * host * e);
   int64_t frozen = 0;
   for (const auto& m : plan.modules) frozen += m.frozen;
   EXPECT_EQ(plan.weights_bytes, (frozen + flat) * e);
 
   const auto footprint = optimizer.footprint();
-  const int64_t staging = cpu ? 2 * shard * e : 0;
+  const int64_t staging = 2 * host * e;
   EXPECT_EQ(footprint.device_bytes + footprint.host_bytes,
             plan.weights_bytes - frozen * e + plan.gradient_bytes + plan.optimizer_device_bytes + plan.host_bytes - staging);
 }
 
 INSTANTIATE_TEST_SUITE_P(StagesAndOffload, MemoryPlanOptimizer,
                          testing::Combine(testing::Values(0, 1, 2),
-                                          testing::Values(optim::OffloadDevice::none, optim::OffloadDevice::cpu)));
+                                          testing::Values(optim::OffloadDevice::none, optim::OffloadDevice::cpu),
+                                          testing::Values(1.0, 0.4)));
 
 // bench/NOTES.md (H200, bf16, LoRA r128 alpha 256, batch 1, 56 text tokens, forward + backward, no
 // optimizer). Without checkpointing the peak is at the start of the backward pass, which the plan's
@@ -214,7 +219,9 @@ TEST(MemoryPlanAdvice, CheckpointingFirstWhenItIsEnough) {
   EXPECT_TRUE(advice.fits);
   ASSERT_EQ(advice.suggestions.size(), 1u);
   EXPECT_EQ(advice.suggestions[0].rfind("model.activation_checkpointing: true (saves ", 0), 0u) << advice.suggestions[0];
-  EXPECT_EQ(train::choose_offload(in, 24), optim::OffloadDevice::cpu);  // without checkpointing, offload cannot fit
+  // Without checkpointing even offloading all of the state does not fit.
+  EXPECT_EQ(train::choose_offload(in, 24).device, optim::OffloadDevice::cpu);
+  EXPECT_EQ(train::choose_offload(in, 24).ratio, 1.0);
 }
 
 // sa2va-4b on one GPU with checkpointing: 878M trainable parameters, so the fp32 state is 3·4·878M = 9.8 GiB.
@@ -226,8 +233,20 @@ TEST(MemoryPlanAdvice, OffloadWhenOnlyOffloadFits) {
   in.zero.offload = optim::OffloadDevice::none;
   const train::MemoryPlan plan = train::plan_memory(in);
   EXPECT_NEAR(plan.optimizer_device_bytes / kGiB, 12.0 * 878e6 / kGiB, 0.05);
-  EXPECT_EQ(train::choose_offload(in, 24), optim::OffloadDevice::cpu);
-  EXPECT_EQ(train::choose_offload(in, 80), optim::OffloadDevice::none);
+  // 24 GiB: a part of the state on the host is enough; the chosen ratio fits and 0.05 less does not.
+  const train::OffloadChoice choice = train::choose_offload(in, 24);
+  EXPECT_EQ(choice.device, optim::OffloadDevice::cpu);
+  EXPECT_LT(choice.ratio, 1.0);
+  auto with_ratio = [&](double ratio) {
+    auto trial = in;
+    trial.zero.offload = optim::OffloadDevice::cpu;
+    trial.zero.offload_ratio = ratio;
+    return train::plan_memory(trial).device_total_bytes / kGiB;
+  };
+  const double usable = 24 - train::safety_margin_gib(24);
+  EXPECT_LE(with_ratio(choice.ratio), usable);
+  if (choice.ratio > 0.05) EXPECT_GT(with_ratio(choice.ratio - 0.05), usable);
+  EXPECT_EQ(train::choose_offload(in, 80).device, optim::OffloadDevice::none);
   const train::FitAdvice advice = train::advise(in, 24);
   EXPECT_TRUE(advice.fits);
   ASSERT_EQ(advice.suggestions.size(), 2u);

@@ -31,11 +31,13 @@ void create_empty_file(const std::string& path, const comm::World& world) {
   MPI_Barrier(world.comm);
 }
 
-class OptimizerCheckpoint : public testing::TestWithParam<OffloadDevice> {};
+// Offload device and ratio: with a ratio below 1 a rank's state is split between host and device, so its
+// canonical spans are cut at another place than on the world it resumes on.
+class OptimizerCheckpoint : public testing::TestWithParam<std::pair<OffloadDevice, double>> {};
 
 TEST_P(OptimizerCheckpoint, SaveOnNResumeOnNAndOnFewer) {
   const auto world = comm::World::of(MPI_COMM_WORLD);
-  const ZeroConfig config = zero_config(ZeroSetup{2, GetParam(), 1, 1.0});
+  const ZeroConfig config = zero_config(ZeroSetup{2, GetParam().first, 1, 1.0, GetParam().second});
   const std::string path = checkpoint_path(world, "state.h5");
 
   auto comm = make_comm(world);
@@ -74,7 +76,9 @@ TEST_P(OptimizerCheckpoint, SaveOnNResumeOnNAndOnFewer) {
   if (world.rank == 0) std::filesystem::remove(path);
 }
 
-INSTANTIATE_TEST_SUITE_P(Offload, OptimizerCheckpoint, testing::Values(OffloadDevice::cpu, OffloadDevice::none));
+INSTANTIATE_TEST_SUITE_P(Offload, OptimizerCheckpoint,
+                         testing::Values(std::pair{OffloadDevice::cpu, 1.0}, std::pair{OffloadDevice::none, 1.0},
+                                         std::pair{OffloadDevice::cpu, 0.5}));
 
 TEST(OptimizerCheckpointFile, CorruptionIsDetectedByTheChecksum) {
   const auto world = comm::World::of(MPI_COMM_WORLD);

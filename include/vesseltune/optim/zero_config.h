@@ -15,6 +15,10 @@ struct ZeroConfig {
   int stage = 2;
   bool overlap_comm = true;  // stage 2 only: launch reductions from autograd hooks
   OffloadDevice offload = OffloadDevice::none;
+  // offload cpu: the share of each rank's shard whose optimizer state and AdamW live on the host (DeepSpeed's
+  // offload_optimizer.ratio); the rest stays on the device and updates there, at the same time. Below 1 it trades
+  // device memory (12 bytes per element kept) for a shorter exposed optimizer phase.
+  double offload_ratio = 1.0;
   bool pin_memory = true;                      // pinned host buffers for offload (CUDA)
   int64_t reduce_bucket_numel = 500'000'000;   // elements per bucket (DeepSpeed reduce_bucket_size)
   double gradient_clipping = 1.0;              // max global L2 norm; 0 disables

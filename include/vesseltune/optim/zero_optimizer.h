@@ -8,6 +8,8 @@
 //   step(lr)                                      remaining reductions -> [copy out to host] -> global norm (one
 //                                                 scalar all-reduce) -> AdamW on the owned shard (fp32 master,
 //                                                 clipping folded in) -> [copy in] -> all-gather of parameters
+// With offload, the first offload_ratio of the shard (the buckets reduced first) has its state on the host and
+// crosses PCIe; the rest keeps its state on the device and updates there while the host updates its part.
 // Parameters and gradients live in one flat buffer each (see FlatLayout); each parameter's data and grad are
 // views into them, so autograd accumulates straight into the buffer that is reduced.
 
@@ -105,6 +107,7 @@ class ZeroOptimizer {
   int64_t step_count() const { return step_count_; }
   int64_t skipped_steps() const { return skipped_steps_; }
   int host_threads() const { return pool_ ? pool_->threads() : 0; }
+  int64_t host_state_numel() const { return host_numel_; }  // shard elements whose state is on the host
 
   // Checkpoint interface. Spans are in canonical order, world-size independent. With stage 0 the state is
   // replicated (every rank returns all of it; one rank should write it).
@@ -127,7 +130,20 @@ class ZeroOptimizer {
   void launch_reduction(int bucket);
   void launch_ready_reductions();
   void check_grads_alias() const;
-  void update_bucket(int bucket, double lr, double grad_scale);
+  // Where the state of shard range [offset, offset + numel) lives: a host piece, then a device piece.
+  struct StatePiece {
+    bool host;
+    int64_t shard_offset;
+    int64_t local_offset;  // in the host or device state tensors
+    int64_t numel;
+  };
+  std::vector<StatePiece> state_pieces(int64_t offset, int64_t numel) const;
+  struct ShardState {
+    at::Tensor master, exp_avg, exp_avg_sq;  // fp32
+  };
+  const ShardState& state_of(const StatePiece& piece) const { return piece.host ? host_state_ : device_state_; }
+  int64_t host_prefix(int bucket) const;  // elements of the bucket's owned range whose state is on the host
+  void update_bucket(int bucket, double lr, double grad_scale, bool host_part);
   at::Tensor owned_params(int bucket);
   at::Tensor bucket_params(int bucket);
 
@@ -138,15 +154,16 @@ class ZeroOptimizer {
   FlatLayout layout_;
   at::ScalarType model_dtype_;
   bool sharded_;        // stage >= 1
-  bool host_kernel_;    // offload: AdamW on the host with the SIMD kernel
-  bool staging_;        // offload from a GPU: reduced gradients and new parameters cross PCIe
+  int64_t host_numel_;  // offload: shard elements [0, host_numel_) update on the host with the SIMD kernel
+  bool staging_;        // offload from a GPU: their reduced gradients and new parameters cross PCIe
 
   at::Tensor flat_params_;   // device, model dtype, padded flat order
   at::Tensor flat_grads_;    // device, model dtype
   at::Tensor grad_shard_;    // device, reduced gradients of the owned shard (aliases flat_grads_ at stage 0)
-  at::Tensor grad_state_;    // where AdamW reads gradients: grad_shard_, or its pinned host copy
-  at::Tensor param_staging_; // pinned host copy of the updated shard in model dtype (staging only)
-  at::Tensor master_, exp_avg_, exp_avg_sq_;  // fp32 shard state, on the host with offload
+  at::Tensor host_grads_;    // the host part's reduced gradients: a view of grad_shard_, or its pinned host copy
+  at::Tensor param_staging_; // pinned host copy of the host part's updated parameters in model dtype (staging only)
+  ShardState host_state_;    // shard elements [0, host_numel_)
+  ShardState device_state_;  // shard elements [host_numel_, shard)
 
   std::unique_ptr<HostThreadPool> pool_;
   std::vector<std::unique_ptr<compat::GradAccumulatedHook>> hooks_;

@@ -9,7 +9,9 @@
 //   optimizer      gradient norm + AdamW on this rank's shard (host threads with offload)    } the exposed
 //   gather wait    waiting for the last copies in and all-gathers                             } optimizer phase
 //   other          the rest of the step: host work between phases, the step statistics' all-reduce
-// Transfers are also timed on their own streams (optim::TransferTimes), overlapped or not.
+// Transfers are also timed on their own streams (optim::TransferTimes), overlapped or not. The exposed optimizer
+// phase of a step is the three marked phases of the rank that waited least in it (the critical path); what
+// other ranks waited more is reported apart, as waiting for slower ranks.
 #include <cstdint>
 #include <string>
 #include <vector>

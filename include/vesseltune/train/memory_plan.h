@@ -63,7 +63,13 @@ struct FitAdvice {
   std::vector<std::string> suggestions;
 };
 FitAdvice advise(const PlanInputs& in, double gpu_mem_gib);
-// none if the plan fits GPU_MEM_GIB without offload, else cpu.
-optim::OffloadDevice choose_offload(const PlanInputs& in, double gpu_mem_gib);
+// The least optimizer offload with which the plan fits GPU_MEM_GIB: none if it fits without, else cpu with the
+// smallest offload_ratio in steps of 0.05 that fits (1 when even the whole state on the host does not fit).
+struct OffloadChoice {
+  optim::OffloadDevice device = optim::OffloadDevice::none;
+  double ratio = 1.0;
+  std::string yaml() const;  // "zero.offload_optimizer: cpu, zero.offload_ratio: 0.35"
+};
+OffloadChoice choose_offload(const PlanInputs& in, double gpu_mem_gib);
 
 }  // namespace vesseltune::train

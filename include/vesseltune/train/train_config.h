@@ -84,6 +84,7 @@ struct TrainSettings {
 struct ZeroSettings {
   int stage = 2;
   std::string offload_optimizer = "cpu";  // none | cpu
+  double offload_ratio = 1.0;     // cpu: share of the optimizer state on the host, the rest on the GPU (0, 1]
   int64_t bucket_numel = 50'000'000;
   int optimizer_threads = 0;      // 0: this rank's share of the node's cores
 };
