@@ -16,8 +16,11 @@ namespace {
 void add_common_options(CLI::App& app, vt::PackOptions& options) {
   app.add_option("--samples-per-shard", options.shards.samples_per_shard, "samples in each HDF5 shard")
       ->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--compression", options.shards.compression_level,
-                 "deflate level 1..9, or 0 to store pixels uncompressed (reads fastest, about twice the disk)")
+  app.add_option("--compression", options.shards.compression_level, "deflate level 1..9 of masks and FOV, 0 stores them")
+      ->capture_default_str()->check(CLI::Range(0, 9));
+  app.add_option("--image-compression", options.shards.image_compression_level,
+                 "deflate level 1..9 of the images (about half the disk, a third more reader CPU for large images); "
+                 "0 stores them")
       ->capture_default_str()->check(CLI::Range(0, 9));
   app.add_option("--val-fraction", options.val_fraction, "validation share where there is no official split")
       ->capture_default_str()->check(CLI::Range(0.0, 0.99));

@@ -103,7 +103,9 @@ std::vector<Image> render_augmented(const Image& source, const Augmentation& aug
         const AffineMap motion = rotation_about_centre(full_height, full_width, augmentation.degrees, augmentation.scale);
         map = compose(map, resized_map(motion, full_height, full_width, out_height, out_width));
       }
-      view = warp(view, map, out_height, out_width, image ? Interpolation::bilinear : Interpolation::nearest);
+      // Flips and turns alone land on pixel centres: nearest copies the same pixels as bilinear would, cheaper.
+      const bool blend = image && augmentation.affine;
+      view = warp(view, map, out_height, out_width, blend ? Interpolation::bilinear : Interpolation::nearest);
     }
     if (image && augmentation.photometric) {
       for (uint8_t& v : view.pixels) v = augmentation.tone[v];

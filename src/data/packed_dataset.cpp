@@ -69,7 +69,7 @@ std::vector<uint8_t> read_chunk(hid_t dataset, size_t rank, size_t bytes, const 
   VT_CHECK(H5Dread_chunk(dataset, H5P_DEFAULT, origin.data(), &skipped_filters, raw.data()) >= 0, where,
            ": cannot read dataset '", name, "'");
   Handle properties(H5Dget_create_plist(dataset), H5Pclose);
-  // Stored without a filter (--compression 0), or HDF5 skipped the deflate filter for this chunk.
+  // Stored without a filter (images by default, --compression 0), or HDF5 skipped the deflate filter for this chunk.
   if (H5Pget_nfilters(properties.get()) == 0 || (skipped_filters & 1u)) {
     VT_CHECK(raw.size() == bytes, where, ": dataset '", name, "' holds ", raw.size(), " bytes, expected ", bytes);
     return raw;

@@ -59,7 +59,8 @@ PackReport pack_records(int64_t count, const std::function<SampleRecord(int64_t)
         try {
           const SampleRecord record = make(i);
           result.vessel_fraction = vessel_fraction(record);
-          result.encoded = encode_sample(record, options.shards.compression_level);
+          result.encoded = encode_sample(record, options.shards.image_compression_level,
+                                         options.shards.compression_level);
         } catch (const std::exception& e) {
           if (options.skip_bad) {
             result.skipped = e.what();

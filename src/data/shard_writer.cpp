@@ -58,7 +58,7 @@ void write_chunk_dataset(hid_t group, const char* name, const std::vector<hsize_
 
 }  // namespace
 
-EncodedSample encode_sample(const SampleRecord& record, int compression_level) {
+EncodedSample encode_sample(const SampleRecord& record, int image_level, int mask_level) {
   const Image& image = record.image;
   VT_CHECK(image.height > 0 && image.width > 0 && image.channels == 3, record.source, ": image must be H×W×3, got ",
            image.height, "x", image.width, "x", image.channels);
@@ -68,18 +68,20 @@ EncodedSample encode_sample(const SampleRecord& record, int compression_level) {
              image.height, "x", image.width);
     check_binary(*plane, what, record.source);
   }
-  VT_CHECK(compression_level >= 0 && compression_level <= 9, "compression level must be 0..9, got ", compression_level);
+  for (const int level : {image_level, mask_level}) {
+    VT_CHECK(level >= 0 && level <= 9, "compression level must be 0..9, got ", level);
+  }
   VT_CHECK(record.split == "train" || record.split == "val", record.source, ": split must be train or val, got '",
            record.split, "'");
   EncodedSample encoded;
   encoded.height = image.height;
   encoded.width = image.width;
-  auto encode = [compression_level](const std::vector<uint8_t>& pixels) {
-    return compression_level == 0 ? pixels : zlib_compress(pixels, compression_level);
+  auto encode = [](const std::vector<uint8_t>& pixels, int level) {
+    return level == 0 ? pixels : zlib_compress(pixels, level);
   };
-  encoded.image = encode(image.pixels);
-  encoded.mask = encode(record.mask.pixels);
-  encoded.fov = encode(record.fov.pixels);
+  encoded.image = encode(image.pixels, image_level);
+  encoded.mask = encode(record.mask.pixels, mask_level);
+  encoded.fov = encode(record.fov.pixels, mask_level);
   encoded.texts = record.texts.empty() ? std::vector<std::string>{kDefaultText} : record.texts;
   encoded.source = record.source;
   encoded.dataset = record.dataset;
@@ -140,7 +142,7 @@ void ShardSetWriter::add(const EncodedSample& sample) {
   Handle group(H5Gcreate2(shard->samples.get(), key, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   VT_CHECK(group.valid(), where, ": cannot create group");
   const auto h = static_cast<hsize_t>(sample.height), w = static_cast<hsize_t>(sample.width);
-  write_chunk_dataset(group.get(), "image", {h, w, 3}, sample.image, options_.compression_level, where);
+  write_chunk_dataset(group.get(), "image", {h, w, 3}, sample.image, options_.image_compression_level, where);
   write_chunk_dataset(group.get(), "mask", {h, w}, sample.mask, options_.compression_level, where);
   write_chunk_dataset(group.get(), "fov", {h, w}, sample.fov, options_.compression_level, where);
   io::hdf5::write_string_list_attribute(group.get(), "texts", sample.texts);

@@ -12,11 +12,12 @@ import numpy as np
 pack, out = sys.argv[1], sys.argv[2]
 
 
-def read_set(folder, compression):
-    """Packs with --compression COMPRESSION into FOLDER and returns {key: (image, mask, fov)} read with h5py."""
+def read_set(folder, options, image_deflated, masks_deflated):
+    """Packs with OPTIONS into FOLDER, checks which datasets are deflated, and returns {(shard, key): (image, mask,
+    fov)} read with h5py."""
     shutil.rmtree(folder, ignore_errors=True)
     subprocess.run([pack, "synth", folder, "--count", "5", "--size", "80", "--samples-per-shard", "2",
-                    "--val-fraction", "0.2", "--compression", compression], check=True)
+                    "--val-fraction", "0.2"] + options, check=True)
     manifest = json.load(open(f"{folder}/manifest.json"))
     assert manifest["format"] == "vesseltune-shard" and manifest["format_version"] == 1, manifest
     assert manifest["splits"] == {"train": 4, "val": 1}, manifest["splits"]
@@ -31,7 +32,9 @@ def read_set(folder, compression):
             assert int(f.attrs["format_version"]) == 1 and int(f.attrs["num_samples"]) == len(shard["samples"])
             for entry in shard["samples"]:
                 g = f["samples"][entry["key"]]
-                assert (g["image"].compression == "gzip") == (compression != "0"), g["image"].compression
+                assert (g["image"].compression == "gzip") == image_deflated, (options, g["image"].compression)
+                assert (g["mask"].compression == "gzip") == masks_deflated, (options, g["mask"].compression)
+                assert (g["fov"].compression == "gzip") == masks_deflated, (options, g["fov"].compression)
                 image, mask, fov = g["image"][()], g["mask"][()], g["fov"][()]
                 h, w = entry["height"], entry["width"]
                 assert image.shape == (h, w, 3) and image.dtype == np.uint8, image.shape
@@ -47,8 +50,11 @@ def read_set(folder, compression):
     return samples
 
 
-deflated, stored = read_set(f"{out}/deflate", "4"), read_set(f"{out}/stored", "0")
-assert deflated.keys() == stored.keys()
-for key in deflated:
-    assert all(np.array_equal(a, b) for a, b in zip(deflated[key], stored[key])), key
-print(f"h5py read {len(deflated)} samples deflated (libdeflate's zlib streams) and stored, with equal pixels")
+default = read_set(f"{out}/default", [], image_deflated=False, masks_deflated=True)
+deflated = read_set(f"{out}/deflated", ["--image-compression", "4"], image_deflated=True, masks_deflated=True)
+stored = read_set(f"{out}/stored", ["--compression", "0"], image_deflated=False, masks_deflated=False)
+for other in (deflated, stored):
+    assert other.keys() == default.keys()
+    for key in default:
+        assert all(np.array_equal(a, b) for a, b in zip(default[key], other[key])), key
+print(f"h5py read {len(default)} samples with stored and deflated (libdeflate's zlib streams) datasets, equal pixels")

@@ -426,7 +426,7 @@ TEST_F(PackTest, StoredWithoutCompressionReadsTheSamePixels) {
   PackOptions o;
   o.threads = 1;
   o.val_fraction = 0.0;
-  o.shards.compression_level = 0;  // --compression 0
+  o.shards.compression_level = 0;  // --compression 0 (images are stored by default)
   SynthOptions synth;
   synth.count = 3;
   synth.size = 64;

@@ -32,12 +32,16 @@ struct EncodedSample {
   int original_width = 0;
 };
 
-// Checks the record's shapes and values (image H×W×3, mask and FOV H×W of 0/1) and compresses it.
-EncodedSample encode_sample(const SampleRecord& record, int compression_level);
+// Checks the record's shapes and values (image H×W×3, mask and FOV H×W of 0/1) and compresses it: the image at
+// IMAGE_LEVEL, mask and FOV at MASK_LEVEL (deflate 1..9, 0 = stored).
+EncodedSample encode_sample(const SampleRecord& record, int image_level, int mask_level);
 
 struct ShardSetOptions {
   int samples_per_shard = 64;
-  int compression_level = 4;  // deflate 1..9, 0 = stored; only recorded here, encode_sample applies it
+  // Deflate levels 1..9, 0 = stored; only recorded here, encode_sample applies them.
+  int compression_level = 4;        // mask and FOV: they shrink 20-50× and inflate fast
+  int image_compression_level = 0;  // images: stored, so that reading needs no inflation (deflate would take a
+                                    // third of the reader's CPU per large fundus image, for about half the disk)
   std::string command;        // recorded in the manifest
   bool overwrite = false;     // replace an existing OUT (only once the new set is complete)
 };
