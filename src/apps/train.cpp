@@ -25,8 +25,12 @@ int print_plan(const train::TrainConfig& loaded, int world_size, double gpu_mem_
     std::cout << (advice.fits ? "fits" : "does NOT fit") << " a " << gpu_mem_gib << " GiB GPU (keeping "
               << train::safety_margin_gib(gpu_mem_gib) << " GiB free)\n";
     for (const auto& suggestion : advice.suggestions) std::cout << "  change: " << suggestion << "\n";
-    std::cout << "optimizer offload that fits with the least offload: " << train::choose_offload(in, gpu_mem_gib).yaml()
-              << "\n";
+    std::cout << "optimizer offload that fits with the least offload: " << train::choose_offload(in, gpu_mem_gib).yaml();
+    if (!loaded.train.deepspeed.empty()) {
+      std::cout << " (train.deepspeed decides these: set zero_optimization.offload_optimizer in " << loaded.train.deepspeed
+                << ")";
+    }
+    std::cout << "\n";
   }
   return 0;
 }

@@ -8,42 +8,6 @@
 
 namespace vesseltune::data {
 
-Image flip_horizontal(const Image& image) {
-  Image out(image.height, image.width, image.channels);
-  const int c = image.channels;
-  for (int y = 0; y < image.height; ++y) {
-    for (int x = 0; x < image.width; ++x) {
-      std::memcpy(out.ptr(y, x), image.ptr(y, image.width - 1 - x), static_cast<size_t>(c));
-    }
-  }
-  return out;
-}
-
-Image flip_vertical(const Image& image) {
-  Image out(image.height, image.width, image.channels);
-  const size_t row = static_cast<size_t>(image.width) * image.channels;
-  for (int y = 0; y < image.height; ++y) {
-    std::memcpy(out.ptr(y, 0), image.ptr(image.height - 1 - y, 0), row);
-  }
-  return out;
-}
-
-Image rotate90(const Image& image, int quarter_turns) {
-  const int turns = ((quarter_turns % 4) + 4) % 4;
-  if (turns == 0) return image;
-  if (turns == 2) return flip_vertical(flip_horizontal(image));
-  Image out(image.width, image.height, image.channels);
-  const auto c = static_cast<size_t>(image.channels);
-  for (int y = 0; y < out.height; ++y) {
-    for (int x = 0; x < out.width; ++x) {
-      // Counter-clockwise: out(y, x) = in(x, W-1-y); clockwise (three turns): out(y, x) = in(H-1-x, y).
-      const uint8_t* from = turns == 1 ? image.ptr(x, image.width - 1 - y) : image.ptr(image.height - 1 - x, y);
-      std::memcpy(out.ptr(y, x), from, c);
-    }
-  }
-  return out;
-}
-
 Image crop(const Image& image, int top, int left, int height, int width) {
   VT_CHECK(top >= 0 && left >= 0 && height > 0 && width > 0 && top + height <= image.height &&
                left + width <= image.width,

@@ -1,5 +1,7 @@
 #include "vesseltune/optim/zero_config.h"
 
+#include <algorithm>
+#include <cmath>
 #include <sstream>
 
 #include "vesseltune/core/check.h"
@@ -12,6 +14,11 @@ OffloadDevice parse_offload_device(const std::string& text) {
   if (text == "none") return OffloadDevice::none;
   if (text == "cpu") return OffloadDevice::cpu;
   VT_FAIL("offload_optimizer.device must be \"none\" or \"cpu\", got \"", text, "\" (nvme is not supported)");
+}
+
+int64_t ZeroConfig::host_state_numel(int64_t shard_numel) const {
+  if (offload != OffloadDevice::cpu) return 0;
+  return std::min(shard_numel, static_cast<int64_t>(std::llround(offload_ratio * static_cast<double>(shard_numel))));
 }
 
 std::string ZeroConfig::describe() const {

@@ -111,9 +111,7 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
 
   sharded_ = config_.stage >= 1;
   const int64_t shard = layout_.shard_numel();
-  host_numel_ = config_.offload == OffloadDevice::cpu
-                    ? std::min(shard, static_cast<int64_t>(std::llround(config_.offload_ratio * static_cast<double>(shard))))
-                    : 0;
+  host_numel_ = config_.host_state_numel(shard);
   staging_ = host_numel_ > 0 && !device.is_cpu();
   const auto model_options = at::TensorOptions().dtype(model_dtype_).device(device);
 

@@ -437,10 +437,7 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   // Rank 0's shard: every rank owns the same number of elements of every padded bucket.
   const optim::FlatLayout layout(params.trainable, in.zero.reduce_bucket_numel, in.world_size, 0, in.zero.stage >= 1);
   const int64_t e = in.bf16 ? 2 : 4, flat = layout.flat_numel(), shard = layout.shard_numel();
-  // With offload, the host holds the first offload_ratio of the shard (as ZeroOptimizer rounds it) and its staging.
-  const int64_t host = in.zero.offload == optim::OffloadDevice::cpu
-                           ? std::min(shard, static_cast<int64_t>(std::llround(in.zero.offload_ratio * static_cast<double>(shard))))
-                           : 0;
+  const int64_t host = in.zero.host_state_numel(shard);  // elements whose state and staging are on the host
   plan.weights_bytes = (frozen + flat) * e;
   plan.gradient_bytes = flat * e + (in.zero.stage >= 1 ? shard * e : 0);
   plan.optimizer_device_bytes = 3 * (shard - host) * 4;

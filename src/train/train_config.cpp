@@ -231,10 +231,23 @@ TrainConfig TrainConfig::with_deepspeed(int world_size) const {
   c.train.beta2 = ds.zero.beta2;
   c.train.eps = ds.zero.eps;
   c.train.weight_decay = ds.zero.weight_decay;
-  c.zero.stage = ds.zero.stage;
-  c.zero.offload_optimizer = optim::to_string(ds.zero.offload);
-  c.zero.offload_ratio = ds.zero.offload_ratio;
-  c.zero.bucket_numel = ds.zero.reduce_bucket_numel;
+  // The JSON decides the zero.* settings (DeepSpeed's defaults for keys it omits): say so where the training
+  // config (or --set) asked for something else, or that value would be dropped without a word.
+  auto from_json = [&](const char* key, const auto& json_value, auto& config_value, const char* json_key) {
+    if (config_value == json_value) return;
+    std::ostringstream said;
+    said << c.train.deepspeed << " sets " << key << " to " << json_value << " (" << json_key << "); the training config's "
+         << config_value << " is not used: change it in the JSON, or set train.deepspeed to \"\"";
+    VT_LOG(warning) << said.str();
+    config_value = json_value;
+  };
+  from_json("zero.stage", ds.zero.stage, c.zero.stage, "zero_optimization.stage");
+  from_json("zero.offload_optimizer", std::string(optim::to_string(ds.zero.offload)), c.zero.offload_optimizer,
+            "zero_optimization.offload_optimizer.device");
+  from_json("zero.offload_ratio", ds.zero.offload_ratio, c.zero.offload_ratio,
+            "zero_optimization.offload_optimizer.ratio");
+  from_json("zero.bucket_numel", ds.zero.reduce_bucket_numel, c.zero.bucket_numel,
+            "zero_optimization.reduce_bucket_size");
   if (!ds.bf16 && c.model.dtype == "auto") c.model.dtype = "fp32";
   c.validate();
   return c;

@@ -24,6 +24,22 @@ TEST(TrainConfig, ShippedConfigsLoadAndTheResolvedYamlReadsBackTheSame) {
   EXPECT_FALSE(tiny.model.object_score_gate);
 }
 
+TEST(TrainConfig, ADeepSpeedJsonDecidesTheZeroSettings) {
+  // The 4b recipe names xtuner's zero2 offload JSON, which has no offload_optimizer.ratio: DeepSpeed's 1 wins
+  // over a ratio asked for in the training config (with a warning); without the JSON the ratio is kept.
+  const std::string source = VESSELTUNE_SOURCE_DIR;
+  const std::string json = "train.deepspeed=" + source + "/configs/deepspeed/zero2_offload.json";
+  const TrainConfig with_json =
+      TrainConfig::load(source + "/configs/sa2va_4b_vessel_lora.yaml", {json, "zero.offload_ratio=0.25"});
+  EXPECT_DOUBLE_EQ(with_json.zero.offload_ratio, 0.25);
+  EXPECT_DOUBLE_EQ(with_json.with_deepspeed(4).zero.offload_ratio, 1.0);
+  EXPECT_EQ(with_json.with_deepspeed(4).zero.offload_optimizer, "cpu");
+  const TrainConfig without =
+      TrainConfig::load(source + "/configs/sa2va_4b_vessel_lora.yaml", {"train.deepspeed=\"\"", "zero.offload_ratio=0.25"});
+  EXPECT_DOUBLE_EQ(without.with_deepspeed(4).zero.offload_ratio, 0.25);
+  EXPECT_DOUBLE_EQ(without.with_deepspeed(4).zero_config().offload_ratio, 0.25);
+}
+
 TEST(TrainConfig, ValuesComeFromTheFileThenFromSet) {
   const std::string text = "train:\n  lr: 3.0e-4\n  accumulation: 4\nzero:\n  offload_optimizer: none\n";
   TrainConfig c = TrainConfig::from_yaml_text(text, "a.yaml");

@@ -1,16 +1,12 @@
 #pragma once
-// Pixel geometry on Image: exact flips and quarter turns, an affine warp that samples the image bilinearly
-// and masks by nearest neighbour at the same source points (so they stay aligned), and the nearest-neighbour
-// resize of masks. (Images are resized bicubically by resample.h.)
+// Pixel geometry on Image: cropping, affine maps (flips, quarter turns and rotations compose into one) and a warp
+// that samples the image bilinearly and masks by nearest neighbour at the same source points (so they stay
+// aligned), and the nearest-neighbour resize of masks. (Images are resized bicubically by resample.h.)
 
 #include "vesseltune/data/image.h"
 
 namespace vesseltune::data {
 
-Image flip_horizontal(const Image& image);  // mirror left-right
-Image flip_vertical(const Image& image);    // mirror top-bottom
-// QUARTER_TURNS × 90° counter-clockwise (as numpy.rot90); odd turns swap height and width.
-Image rotate90(const Image& image, int quarter_turns);
 Image crop(const Image& image, int top, int left, int height, int width);
 
 // An affine map between continuous pixel coordinates, where pixel (x, y) covers [x, x + 1) × [y, y + 1):

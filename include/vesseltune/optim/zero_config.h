@@ -29,6 +29,9 @@ struct ZeroConfig {
   int optimizer_threads = 0;                   // 0: this rank's share of the node's cores
   bool time_phases = false;                    // synchronise between phases to report their times (benchmarks)
 
+  // Of a rank's SHARD_NUMEL owned elements, how many keep their optimizer state on the host: the first
+  // offload_ratio of them with offload cpu (rounded), none without (ZeroOptimizer and the memory plan).
+  int64_t host_state_numel(int64_t shard_numel) const;
   // "stage 2, offload cpu, bucket 500000000, clip 1, betas 0.9/0.999, eps 1e-08, wd 0": for logs and fingerprints.
   std::string describe() const;
   // Throws with the field name when a value is out of range.
