@@ -2,7 +2,7 @@
 # builds vesseltune-train and vesseltune-pack into build-gpu, records the card (gpu.txt), measures its bf16
 # matmul rate (PEAK, TFLOP/s, for MFU) and defines vesseltune(), one benchmark run of vesseltune-train.
 # Expects OUT, RUNS, STEPS, WARMUP and BUDGET_S; DATA (packed shards, default /tmp/vt-synth) and MAX_TILES
-# (InternVL tiles per image, default 1) choose the inputs.
+# (InternVL tiles per image, default 1) choose the inputs; TRAIN (default build-gpu/bin/vesseltune-train) the binary.
 mkdir -p "$OUT" "$RUNS"
 cmake -S . -B build-gpu -G Ninja $GPU_CMAKE_ARGS -DCMAKE_BUILD_TYPE=Release -DVESSELTUNE_BUILD_TESTS=OFF \
   -DVESSELTUNE_BUILD_BENCH=OFF > "$OUT/configure.log" 2>&1 || { tail -40 "$OUT/configure.log"; exit 1; }
@@ -25,7 +25,7 @@ vesseltune() {
   shift 5
   [ "$SECONDS" -lt "$BUDGET_S" ] || { echo "== $name: skipped (past BUDGET_S)"; return; }
   rm -rf "/tmp/vt-bench-$name"
-  timeout 180 mpirun -np "$gpus" --bind-to none -x OMP_NUM_THREADS=4 -x LD_LIBRARY_PATH build-gpu/bin/vesseltune-train \
+  timeout 180 mpirun -np "$gpus" --bind-to none -x OMP_NUM_THREADS=4 -x LD_LIBRARY_PATH "${TRAIN:-build-gpu/bin/vesseltune-train}" \
     --config "configs/${model/sa2va-/sa2va_}_vessel_lora.yaml" --data "${DATA:-/tmp/vt-synth}" \
     --work-dir "/tmp/vt-bench-$name" --set model.tokenizer=configs/tiny/tokenizer.json \
     --set data.max_tiles="${MAX_TILES:-1}" --set data.workers=4 --set 'train.deepspeed=""' \

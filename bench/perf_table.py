@@ -83,6 +83,9 @@ for model in models:
         peer_peak = runs.get(f"{model}-peer-gpu-1gpu") or {}
         check("peak GPU memory per rank, 4 GPUs, ZeRO-2 + offload (GB = 1e9 B)",
               max(run["gpu_peak_gib"]) * 2**30 / 1e9 if run else None, 12, higher=False, unit=" GB")
+        if run and run.get("gpu_reserved_gib"):
+            print(f"          reserved (with CUDA graph pools and cached blocks): "
+                  f"{max(run['gpu_reserved_gib']) * 2**30 / 1e9:.2f} GB")
         if peer_peak.get("peak_gib"):
             print(f"          peer (1 GPU, optimizer on the GPU): {peer_peak['peak_gib'] * 2**30 / 1e9:.2f} GB")
     plan = os.path.join(runs_dir, f"{model}-plan.txt")

@@ -58,13 +58,18 @@ int main(int argc, char** argv) {
   app.add_flag("--print-work-dir", print_work_dir, "print the resolved runtime.work_dir and exit (job scripts)");
   app.add_option("--world-size", plan_world_size, "GPUs for --plan")->check(CLI::PositiveNumber);
   app.add_option("--gpu-mem", gpu_mem_gib, "GiB per GPU for --plan: says whether it fits and what to change");
-  app.add_option("--benchmark", run.benchmark_steps,
+  CLI::Option* benchmark = app.add_option("--benchmark", run.benchmark_steps,
                  "benchmark mode: time every phase of this many steps after the warm-up, print the summary and a "
                  "BENCH_RESULT JSON line; no validation, no checkpoints")
       ->check(CLI::PositiveNumber);
   app.add_option("--warmup", run.benchmark_warmup, "benchmark mode: steps before the measured ones")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--peak-tflops", run.peak_tflops, "benchmark mode: the card's measured bf16 matmul TFLOP/s, for MFU");
+  app.add_flag("--profile", run.profile,
+               "benchmark mode: profile rank 0's measured steps (operators, kernels, GPU busy time, waits) and "
+               "write WORK_DIR/profile_rank0.json (Chrome trace, where LibTorch has Kineto); slows the host, so time "
+               "without it")
+      ->needs(benchmark);
   CLI11_PARSE(app, argc, argv);
   if (!data_dir.empty()) overrides.push_back("data.path=" + data_dir);
   if (!work_dir.empty()) overrides.push_back("runtime.work_dir=" + work_dir);

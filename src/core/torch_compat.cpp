@@ -1,6 +1,7 @@
 #include "vesseltune/core/torch_compat.h"
 
 #include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/profiler_kineto.h>
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
@@ -8,9 +9,12 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <set>
 #include <vector>
 
 #ifdef VESSELTUNE_TORCH_HAS_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -46,13 +50,26 @@ GradAccumulatedHook::~GradAccumulatedHook() {
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const c10::optional<at::Tensor>& mask, bool is_causal,
                                         c10::optional<double> scale) {
+  VT_CHECK(q.dim() >= 3 && k.dim() == q.dim() && v.dim() == q.dim(), "attention: q, k, v must have the same rank "
+           "(>= 3), got ", q.sizes(), ", ", k.sizes(), ", ", v.sizes());
+  const int64_t heads = q.size(-3), kv_heads = k.size(-3);
+  VT_CHECK(kv_heads > 0 && heads % kv_heads == 0 && v.size(-3) == kv_heads, "attention: ", heads,
+           " query heads cannot share ", kv_heads, " key and ", v.size(-3), " value heads");
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 5)
+  const bool half = q.scalar_type() == at::kBFloat16 || q.scalar_type() == at::kHalf;
+  if (kv_heads == heads || (q.is_cuda() && half && !mask.has_value())) {
+    return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal, scale, /*enable_gqa=*/kv_heads != heads);
+  }
+#endif
+  const at::Tensor keys = kv_heads == heads ? k : k.repeat_interleave(heads / kv_heads, -3);
+  const at::Tensor values = kv_heads == heads ? v : v.repeat_interleave(heads / kv_heads, -3);
 #if TORCH_VERSION_MAJOR >= 2
-  return at::scaled_dot_product_attention(q, k, v, mask, 0.0, is_causal, scale);
+  return at::scaled_dot_product_attention(q, keys, values, mask, 0.0, is_causal, scale);
 #else
   const double s = scale.has_value() ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * s;
+  at::Tensor scores = at::matmul(q, keys.transpose(-2, -1)) * s;
   if (is_causal) {
-    at::Tensor keep = at::ones({q.size(-2), k.size(-2)}, q.options().dtype(at::kBool)).tril();
+    at::Tensor keep = at::ones({q.size(-2), keys.size(-2)}, q.options().dtype(at::kBool)).tril();
     scores = scores.masked_fill(keep.logical_not(), -std::numeric_limits<double>::infinity());
   }
   if (mask.has_value()) {
@@ -60,7 +77,17 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
                  ? scores.masked_fill(mask->logical_not(), -std::numeric_limits<double>::infinity())
                  : scores + *mask;
   }
-  return at::matmul(at::softmax(scores, -1), v);
+  return at::matmul(at::softmax(scores, -1), values);
+#endif
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+#if TORCH_VERSION_MAJOR >= 2
+  return at::rms_norm(x, {x.size(-1)}, weight.to(x.scalar_type()), eps);
+#else
+  at::Tensor x32 = x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);  // double stays double (references)
+  at::Tensor normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * normed.to(x.scalar_type());
 #endif
 }
 
@@ -92,6 +119,16 @@ int64_t cuda_peak_allocated_bytes(int device) {
 #ifdef VESSELTUNE_TORCH_HAS_CUDA
   auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
   return stats.allocated_bytes[0].peak;  // index 0: StatType::AGGREGATE
+#else
+  (void)device;
+  return 0;
+#endif
+}
+
+int64_t cuda_peak_reserved_bytes(int device) {
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(static_cast<c10::DeviceIndex>(device));
+  return stats.reserved_bytes[0].peak;
 #else
   (void)device;
   return 0;
@@ -172,6 +209,97 @@ void StreamClock::clear() {
   points_->events.clear();
 #endif
   points_->host.clear();
+}
+
+struct CudaGraph::State {
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  at::cuda::CUDAGraph graph;
+#endif
+  bool captured = false;
+};
+
+CudaGraph::CudaGraph() : state_(std::make_unique<State>()) {}
+CudaGraph::~CudaGraph() = default;
+bool CudaGraph::captured() const { return state_->captured; }
+
+void CudaGraph::capture(const std::function<void()>& work, const CudaGraph* share_pool_with) {
+  VT_CHECK(!state_->captured, "CUDA graph: captured already");
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  VT_CHECK(share_pool_with == nullptr || share_pool_with->captured(), "CUDA graph: the pool to share is not captured");
+  const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream();
+  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
+  at::cuda::CUDAEvent inputs_ready;
+  inputs_ready.record(current);
+  inputs_ready.block(side);
+  {
+    c10::cuda::CUDAStreamGuard on_side(side);
+    work();
+    const auto pool = share_pool_with ? share_pool_with->state_->graph.pool() : decltype(state_->graph.pool()){0, 0};
+    state_->graph.capture_begin(pool, cudaStreamCaptureModeThreadLocal);
+    try {
+      work();
+    } catch (...) {
+      try {
+        state_->graph.capture_end();
+      } catch (...) {  // the capture's own error is the one to report
+      }
+      throw;
+    }
+    state_->graph.capture_end();
+  }
+  at::cuda::CUDAEvent warmed_up;
+  warmed_up.record(side);
+  warmed_up.block(current);
+  state_->captured = true;
+#else
+  (void)work;
+  (void)share_pool_with;
+  VT_FAIL("CUDA graph: this LibTorch has no CUDA");
+#endif
+}
+
+void CudaGraph::replay() {
+  VT_CHECK(state_->captured, "CUDA graph: replay before capture");
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+  state_->graph.replay();
+#endif
+}
+
+void start_op_profiler(bool cuda) {
+  namespace prof = torch::profiler::impl;
+  const prof::ProfilerConfig config(prof::ProfilerState::KINETO);
+  std::set<prof::ActivityType> activities{prof::ActivityType::CPU};
+  if (cuda) activities.insert(prof::ActivityType::CUDA);
+  torch::autograd::profiler::prepareProfiler(config, activities);
+  torch::autograd::profiler::enableProfiler(config, activities);
+}
+
+ProfiledRun stop_op_profiler(const std::string& trace_path) {
+  std::unique_ptr<torch::autograd::profiler::ProfilerResult> result = torch::autograd::profiler::disableProfiler();
+  VT_CHECK(result != nullptr, "profiler: no result (was it started?)");
+  ProfiledRun run;
+  run.events.reserve(result->events().size());
+  for (const auto& e : result->events()) {
+    ProfiledEvent event;
+    event.name = e.name();
+    event.on_gpu = e.deviceType() != c10::DeviceType::CPU;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)  // ns since 2.4, µs before
+    event.start_us = static_cast<double>(e.startNs()) / 1000.0;
+    event.duration_us = static_cast<double>(e.durationNs()) / 1000.0;
+#else
+    event.start_us = static_cast<double>(e.startUs());
+    event.duration_us = static_cast<double>(e.durationUs());
+#endif
+    run.events.push_back(std::move(event));
+  }
+  if (!trace_path.empty()) {
+    try {
+      result->save(trace_path);
+    } catch (const c10::Error& e) {
+      run.trace_error = e.what_without_backtrace();
+    }
+  }
+  return run;
 }
 
 }  // namespace vesseltune::compat

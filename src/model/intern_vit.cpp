@@ -7,7 +7,6 @@
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/torch_compat.h"
 #include "vesseltune/model/activation_checkpoint.h"
-#include "vesseltune/model/precision.h"
 
 namespace vesseltune::model {
 
@@ -54,9 +53,7 @@ VisionNormImpl::VisionNormImpl(int64_t size, double eps, bool rms) : eps_(eps), 
 }
 
 at::Tensor VisionNormImpl::forward(const at::Tensor& x) {
-  if (!rms_) return at::layer_norm(x, {x.size(-1)}, weight, bias, eps_);
-  at::Tensor x32 = at_least_fp32(x);
-  return weight * (x32 * at::rsqrt(x32.pow(2).mean(-1, true) + eps_)).to(x.scalar_type());
+  return rms_ ? compat::rms_norm(x, weight, eps_) : at::layer_norm(x, {x.size(-1)}, weight, bias, eps_);
 }
 
 InternAttentionImpl::InternAttentionImpl(const VisionConfig& config) : num_heads_(config.num_heads) {
@@ -114,13 +111,20 @@ InternVisionModelImpl::InternVisionModelImpl(const VisionConfig& config) : confi
 }
 
 at::Tensor InternVisionModelImpl::forward(const at::Tensor& pixel_values) {
+  // A frozen encoder records no graph, so there is nothing to checkpoint (recomputing it would be waste), and it
+  // can replay as a CUDA graph.
+  const std::vector<at::Tensor> params = parameters();
+  const bool trains = std::any_of(params.begin(), params.end(), [](const at::Tensor& p) { return p.requires_grad(); });
+  const bool records_graph = at::GradMode::is_enabled() && (pixel_values.requires_grad() || trains);
+  if (cuda_graphs && !records_graph && pixel_values.is_cuda()) {
+    const auto frozen_forward = [this](const at::Tensor& x) { return std::vector<at::Tensor>{encode(x, false)}; };
+    return graphs_.run(pixel_values, frozen_forward)[0];
+  }
+  return encode(pixel_values, records_graph);
+}
+
+at::Tensor InternVisionModelImpl::encode(const at::Tensor& pixel_values, bool records_graph) {
   at::Tensor x = embeddings(pixel_values);
-  // A frozen encoder records no graph, so there is nothing to checkpoint (recomputing it would be waste).
-  const std::vector<at::Tensor> params = encoder->parameters();
-  const bool records_graph =
-      at::GradMode::is_enabled() && (x.requires_grad() || std::any_of(params.begin(), params.end(), [](const at::Tensor& p) {
-                                       return p.requires_grad();
-                                     }));
   for (const auto& module : *encoder->layers) {
     auto layer = module->as<InternVisionEncoderLayerImpl>();
     if (activation_checkpointing && is_training() && records_graph) {

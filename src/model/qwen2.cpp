@@ -53,14 +53,10 @@ at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
   at::Tensor q = q_proj(x).view({b, t, num_heads_, head_dim_}).transpose(1, 2);
   at::Tensor k = k_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
   at::Tensor v = v_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
-  at::Tensor c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());
+  const at::Tensor c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());  // no-ops from Qwen2Model
   q = q * c + rotate_half(q) * s;
   k = k * c + rotate_half(k) * s;
-  const int64_t groups = num_heads_ / num_kv_heads_;  // each KV head serves `groups` query heads
-  if (groups > 1) {
-    k = k.repeat_interleave(groups, 1);
-    v = v.repeat_interleave(groups, 1);
-  }
+  // Each KV head serves num_heads / num_kv_heads query heads; the attention kernel shares them.
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
   at::Tensor out = mask.visible.defined()
                        ? compat::scaled_dot_product_attention(q, k, v, mask.visible, false, scale)
@@ -103,7 +99,9 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
   VT_CHECK(tokens <= config_.max_position_embeddings, "language_model: ", tokens,
            " tokens exceed max_position_embeddings ", config_.max_position_embeddings);
   const AttentionMask mask = make_causal_mask(attention_mask, tokens);
-  const auto [cos, sin] = rope_tables(tokens, config_.head_dim(), config_.rope_theta, inputs_embeds.device());
+  // In the activations' dtype once here, not in every layer (transformers converts them once, too).
+  auto [cos32, sin32] = rope_tables(tokens, config_.head_dim(), config_.rope_theta, inputs_embeds.device());
+  const at::Tensor cos = cos32.to(inputs_embeds.scalar_type()), sin = sin32.to(inputs_embeds.scalar_type());
   at::Tensor x = inputs_embeds;
   for (const auto& module : *layers) {
     auto layer = std::static_pointer_cast<Qwen2DecoderLayerImpl>(module);

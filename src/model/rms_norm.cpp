@@ -1,5 +1,5 @@
 #include "vesseltune/model/rms_norm.h"
-#include "vesseltune/model/precision.h"
+#include "vesseltune/core/torch_compat.h"
 
 #include <torch/torch.h>
 
@@ -9,10 +9,6 @@ RMSNormImpl::RMSNormImpl(int64_t size, double eps) : eps_(eps) {
   weight = register_parameter("weight", torch::ones({size}));
 }
 
-at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
-  at::Tensor x32 = at_least_fp32(x);
-  at::Tensor normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps_);
-  return weight * normed.to(x.scalar_type());
-}
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) { return compat::rms_norm(x, weight, eps_); }
 
 }  // namespace vesseltune::model

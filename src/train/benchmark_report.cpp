@@ -59,7 +59,8 @@ std::string list(const std::vector<double>& values) {
 }  // namespace
 
 BenchmarkResult summarize_benchmark(const std::vector<StepPhases>& steps, const BenchmarkSetup& setup,
-                                    const ModelShapes& shapes, double gpu_peak_gib, double host_gib,
+                                    const ModelShapes& shapes, double gpu_peak_gib, double gpu_reserved_gib,
+                                    double host_gib,
                                     const comm::World& world) {
   VT_CHECK(!steps.empty(), "benchmark: no measured steps");
   // Slowest rank's median per phase.
@@ -114,6 +115,7 @@ BenchmarkResult summarize_benchmark(const std::vector<StepPhases>& steps, const 
   const double optimizer_exposed_ms = median(critical), rank_wait_ms = median(skew);
 
   const std::vector<double> gpu = gather_to_all(gpu_peak_gib, world), host = gather_to_all(host_gib, world);
+  const std::vector<double> reserved = gather_to_all(gpu_reserved_gib, world);
 
   std::ostringstream t;
   t << std::fixed << std::setprecision(1);
@@ -138,7 +140,8 @@ BenchmarkResult summarize_benchmark(const std::vector<StepPhases>& steps, const 
     << flops.sam2_encoder / 1e12 << ", SAM2 decoder " << flops.sam2_decoder / 1e12 << ")\n";
   t << std::setprecision(1) << "  model TFLOP/s per rank: " << tflops_per_gpu;
   if (setup.peak_tflops > 0) t << ", MFU " << 100.0 * mfu << "% of " << setup.peak_tflops << " TFLOP/s";
-  t << "\n  GPU peak GiB per rank: " << list(gpu) << "; host GiB per rank: " << list(host);
+  t << "\n  GPU peak GiB per rank: " << list(gpu) << " allocated, " << list(reserved)
+    << " reserved (with CUDA graph pools and cached blocks); host GiB per rank: " << list(host);
 
   nlohmann::json j = {{"model", setup.model},
                       {"ranks", world.size},
@@ -157,6 +160,7 @@ BenchmarkResult summarize_benchmark(const std::vector<StepPhases>& steps, const 
                       {"tflops_per_rank", tflops_per_gpu},
                       {"mfu", mfu},
                       {"gpu_peak_gib", gpu},
+                      {"gpu_reserved_gib", reserved},
                       {"host_gib", host}};
   for (int p = 0; p < kPhaseCount; ++p) j["ms"][kPhases[p].name] = phase_ms[p];
   return {t.str(), j.dump()};

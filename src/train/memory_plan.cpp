@@ -20,13 +20,16 @@
 // (the frozen ViT and SAM2 image encoder leave only forward transients). Saved per token and decoder layer
 // without checkpointing (H hidden, I intermediate, r LoRA rank, bool dropout masks):
 //   RMSNorms 2·(4H + 4)   (fp32 copy of the input and 1/rms; frozen weights need nothing else)
-//   attention 4eH + 4·heads + 2e·head_dim   (q, k, v repeated to all heads, output, log-sum-exp, RoPE tables)
+//   attention 4eH + 4·heads + 2e·head_dim   (q, k, v repeated to all heads, output, log-sum-exp, RoPE tables;
+//             an upper bound where the attention kernel shares the KV heads)
 //   SwiGLU 3eI   (silu input and both factors of the product)
 //   per LoRA layer with input width d: e·r + (1 + e)·d with dropout (mask and dropped input), else e·r plus
 //   the layer's input once per distinct input (normed, attention output, normed, product)
 // With checkpointing a layer keeps only its input (eH per token) and one layer is recomputed at a time.
 // mlp1 (trainable) keeps e·(2·4096 + 2H) per image token. SAM2: 16·(S/4)²·C₁·e forward transient per image,
 // 9·(S/16)²·d·e saved in the mask decoder per prompt (one [SEG] per sample assumed).
+// With model.cuda_graphs the frozen ViT's and SAM2 image encoder's transients live in the graphs' pools instead,
+// reserved for the whole run (graph_pool_bytes), and leave the moments below.
 // The peak is the largest of these moments of a micro-step, each on top of weights and the flat buffers:
 //   ViT forward transient | LLM saved + SAM2 image encoder | start of backward: LLM saved + decoder saved +
 //   the fresh gradient of the largest trainable tensor (lm_head [V, H], before it is added into the flat
@@ -278,6 +281,7 @@ struct TrainableParts {
   bool vision = false;         // any vision_model parameter trains (not Sa2VA's recipe)
   bool mlp1 = false;
   bool llm_base = false;       // a decoder layer's own weights train (full fine-tuning of the layers)
+  bool sam2_encoder = false;   // SAM2's image encoder trains (model.extra_trainable)
   int64_t lm_head_numel = 0;   // trainable lm_head (the first fresh gradient of the backward pass), else 0
   int64_t largest_numel = 0;   // largest trainable tensor (embed_tokens: the last fresh gradient)
 };
@@ -289,6 +293,7 @@ TrainableParts trainable_parts(const std::vector<PlannedParameter>& params) {
     const bool lora = p.name.find(".lora_") != std::string::npos;
     parts.vision |= has_prefix(p.name, "vision_model.");
     parts.mlp1 |= has_prefix(p.name, "mlp1.");
+    parts.sam2_encoder |= has_prefix(p.name, "grounding_encoder.sam2_model.image_encoder.");
     parts.llm_base |= has_prefix(p.name, "language_model.model.layers.") && !lora;
     if (has_prefix(p.name, "language_model.lm_head.")) parts.lm_head_numel = p.numel();
     parts.largest_numel = std::max(parts.largest_numel, p.numel());
@@ -322,6 +327,34 @@ int64_t llm_layer_bytes_per_token(const PlanInputs& in, const ParameterList& lis
   return bytes;
 }
 
+bool graphed_vit(const PlanInputs& in, const TrainableParts& parts) { return in.cuda_graphs && !parts.vision; }
+bool graphed_sam2_encoder(const PlanInputs& in, const TrainableParts& parts) {
+  return in.cuda_graphs && !parts.sam2_encoder;
+}
+
+// A frozen ViT only passes through: one layer's working set (residual, branch, MLP hidden twice).
+int64_t vit_transient_bytes(const PlanInputs& in) {
+  const model::VisionConfig& v = in.model.vision;
+  const int64_t vit_tokens = in.micro_batch * in.tiles_per_sample * (1 + v.patches_per_side() * v.patches_per_side());
+  return vit_tokens * (in.bf16 ? 2 : 4) * (4 * v.hidden_size + 2 * v.intermediate_size);
+}
+
+int64_t sam2_encoder_transient_bytes(const PlanInputs& in) {
+  const model::sam2::Sam2Config& s = in.sam2;
+  const int64_t stage1 = (s.image_size / 4) * (s.image_size / 4) * s.trunk.embed_dim;
+  return in.micro_batch * kSam2EncoderMaps * stage1 * (in.bf16 ? 2 : 4);
+}
+
+// The CUDA graphs' private pools keep the frozen encoders' forward working sets reserved for the whole run. A
+// private pool reuses its blocks only within its graphs and keeps their segments: measured on one H200
+// (sa2va-4b + hiera-large, one tile, bench/NOTES.md) the reserved peak grew by 0.88 GiB with graphs against
+// 0.30 GiB of transients, hence the factor.
+constexpr int64_t kGraphPoolPerTransient = 3;
+int64_t graph_pool_bytes(const PlanInputs& in, const TrainableParts& parts) {
+  return kGraphPoolPerTransient * ((graphed_vit(in, parts) ? vit_transient_bytes(in) : 0) +
+                                   (graphed_sam2_encoder(in, parts) ? sam2_encoder_transient_bytes(in) : 0));
+}
+
 int64_t activation_bytes(const PlanInputs& in, const ParameterList& list, const TrainableParts& parts) {
   const int64_t e = in.bf16 ? 2 : 4;
   const model::Sa2VAConfig& m = in.model;
@@ -341,18 +374,17 @@ int64_t activation_bytes(const PlanInputs& in, const ParameterList& list, const 
   const int64_t kept = checkpointing ? layer_inputs : m.llm.num_layers * llm_layer + v.num_layers * vit_layer;
   const int64_t mlp1 = parts.mlp1 || parts.vision ? image_tokens * e * (2 * m.shuffled_vision_size() + 2 * h) : 0;
 
-  // A frozen ViT only passes through: one layer's working set (residual, branch, MLP hidden twice).
-  const int64_t vit_transient = vit_tokens * e * (4 * v.hidden_size + 2 * v.intermediate_size);
+  const int64_t vit_transient = vit_transient_bytes(in);
+  const int64_t sam2_encoder = sam2_encoder_transient_bytes(in);
   const model::sam2::Sam2Config& s = in.sam2;
-  const int64_t stage1 = (s.image_size / 4) * (s.image_size / 4) * s.trunk.embed_dim;
-  const int64_t sam2_encoder = in.micro_batch * kSam2EncoderMaps * stage1 * e;
   const int64_t embedding = s.image_embedding_size() * s.image_embedding_size() * s.d_model;
   const int64_t sam2_decoder = in.micro_batch * kSam2DecoderMaps * embedding * e;
   // Backward of one recomputed decoder layer: its saved tensors plus gradients of a few [tokens, I] tensors.
   const int64_t recompute = std::max(llm_layer, vit_layer) + tokens * e * (3 * m.llm.intermediate_size + 4 * h);
 
-  int64_t peak = vit_transient;
-  peak = std::max(peak, kept + mlp1 + sam2_encoder);
+  // Graphed frozen encoders keep their transients in the graphs' pools (graph_pool_bytes), outside these moments.
+  int64_t peak = graphed_vit(in, parts) ? 0 : vit_transient;
+  peak = std::max(peak, kept + mlp1 + (graphed_sam2_encoder(in, parts) ? 0 : sam2_encoder));
   peak = std::max(peak, kept + mlp1 + sam2_decoder + e * parts.lm_head_numel);
   if (checkpointing) peak = std::max(peak, layer_inputs + mlp1 + sam2_decoder + recompute);
   peak = std::max(peak, e * parts.largest_numel);
@@ -442,10 +474,12 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   plan.gradient_bytes = flat * e + (in.zero.stage >= 1 ? shard * e : 0);
   plan.optimizer_device_bytes = 3 * (shard - host) * 4;
   plan.host_bytes = 3 * host * 4 + 2 * host * e;
-  plan.activation_bytes = activation_bytes(in, list, trainable_parts(params.all));
+  const TrainableParts parts = trainable_parts(params.all);
+  plan.activation_bytes = activation_bytes(in, list, parts);
+  plan.graph_pool_bytes = graph_pool_bytes(in, parts);
   plan.buffer_bytes = kSlackBytes;
   plan.device_total_bytes = plan.weights_bytes + plan.gradient_bytes + plan.optimizer_device_bytes +
-                            plan.activation_bytes + plan.buffer_bytes;
+                            plan.activation_bytes + plan.graph_pool_bytes + plan.buffer_bytes;
   return plan;
 }
 
@@ -474,6 +508,7 @@ std::string format_plan(const MemoryPlan& plan, const PlanInputs& in) {
       {"gradients", plan.gradient_bytes},
       {"optimizer state", plan.optimizer_device_bytes},
       {"activations (est.)", plan.activation_bytes},
+      {"CUDA graph pools", plan.graph_pool_bytes},
       {"workspace slack", plan.buffer_bytes},
       {"device total", plan.device_total_bytes},
       {"pinned host", plan.host_bytes}};
@@ -527,6 +562,7 @@ FitAdvice advise(const PlanInputs& in, double gpu_mem_gib) {
   if (!current.model.activation_checkpointing) {
     suggest("model.activation_checkpointing: true", [](PlanInputs& p) { p.model.activation_checkpointing = true; });
   }
+  if (current.cuda_graphs) suggest("model.cuda_graphs: false", [](PlanInputs& p) { p.cuda_graphs = false; });
   if (current.zero.offload == optim::OffloadDevice::none) {
     suggest("zero.offload_optimizer: cpu", [](PlanInputs& p) { p.zero.offload = optim::OffloadDevice::cpu; });
   }

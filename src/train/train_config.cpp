@@ -27,6 +27,7 @@ void visit_fields(Config& c, Visitor&& v) {
   v("model.lora.alpha", c.model.lora_alpha);
   v("model.lora.dropout", c.model.lora_dropout);
   v("model.activation_checkpointing", c.model.activation_checkpointing);
+  v("model.cuda_graphs", c.model.cuda_graphs);
   v("model.extra_trainable", c.model.extra_trainable);
   v("model.object_score_gate", c.model.object_score_gate);
   v("model.dtype", c.model.dtype);

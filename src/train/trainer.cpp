@@ -20,6 +20,7 @@
 #include "vesseltune/io/metrics_file.h"
 #include "vesseltune/optim/zero_optimizer.h"
 #include "vesseltune/train/benchmark_report.h"
+#include "vesseltune/train/op_profile.h"
 #include "vesseltune/text/tokenizer.h"
 #include "vesseltune/train/batch_encoder.h"
 #include "vesseltune/train/checkpoint_store.h"
@@ -268,7 +269,11 @@ TrainingSummary Trainer::run() {
   compat::StreamClock clock(device_.is_cuda());
   std::vector<StepPhases> measured;  // benchmark mode
   const int64_t benchmark_end = state_.step + options_.benchmark_warmup + options_.benchmark_steps;
+  const bool profiling = benchmark() && options_.profile && world_.rank == 0;
   while (state_.step < state_.schedule.total_steps) {
+    if (profiling && state_.step == benchmark_end - options_.benchmark_steps) {
+      compat::start_op_profiler(device_.is_cuda());  // from the first measured step
+    }
     const auto step_start = Clock::now();
     comm_->set_phase("step " + std::to_string(state_.step + 1));
     seed_step(t.seed, state_.step, world_.rank);
@@ -442,7 +447,17 @@ TrainingSummary Trainer::run() {
     setup.peak_tflops = options_.peak_tflops;
     const double gpu_gib =
         device_.is_cuda() ? static_cast<double>(compat::cuda_peak_allocated_bytes(device_.index())) / kGiB : 0.0;
-    const BenchmarkResult result = summarize_benchmark(measured, setup, shapes_, gpu_gib, resident_host_gib(), world_);
+    if (profiling) {
+      const fs::path trace = fs::path(config_.runtime.work_dir) / "profile_rank0.json";
+      const compat::ProfiledRun run = compat::stop_op_profiler(trace.string());
+      const OpProfile profile = summarize_op_profile(run.events, static_cast<int>(options_.benchmark_steps));
+      VT_LOG(info) << format_op_profile(profile)
+                   << (run.trace_error.empty() ? "  trace: " + trace.string() : "  no trace: " + run.trace_error);
+    }
+    const double reserved_gib =
+        device_.is_cuda() ? static_cast<double>(compat::cuda_peak_reserved_bytes(device_.index())) / kGiB : 0.0;
+    const BenchmarkResult result =
+        summarize_benchmark(measured, setup, shapes_, gpu_gib, reserved_gib, resident_host_gib(), world_);
     VT_LOG(info) << result.table;
     summary.benchmark_json = result.json;
     summary.last_step = state_.step;
@@ -511,6 +526,7 @@ PlanInputs memory_plan_inputs(const TrainConfig& config, int world_size) {
   in.tiles_per_sample = config.data.max_tiles + (shapes.sa2va.use_thumbnail && config.data.max_tiles > 1 ? 1 : 0);
   in.zero = config.zero_config();
   in.bf16 = config.model.dtype != "fp32";
+  in.cuda_graphs = config.model.cuda_graphs;  // the plan is for GPUs
   return in;
 }
 

@@ -30,7 +30,7 @@ TEST(BenchmarkReport, ExposedOptimizerIsTheCriticalRanksAndWaitingIsApart) {
   shapes.sam2 = model::sam2::sam2_preset("tiny");
   BenchmarkSetup setup;
   setup.model = "tiny";
-  const BenchmarkResult result = summarize_benchmark(steps, setup, shapes, 0.0, 0.0, world);
+  const BenchmarkResult result = summarize_benchmark(steps, setup, shapes, 0.0, 0.0, 0.0, world);
   const auto json = nlohmann::json::parse(result.json);
   // Per step the least exposed rank is rank 0: 1 + i + 20 + 2 ms, median over i = 0, 1, 2: 24 ms.
   EXPECT_DOUBLE_EQ(json["optimizer_exposed_ms"].get<double>(), 24.0);

@@ -207,6 +207,31 @@ TEST(MemoryPlanActivations, CheckpointingKeepsLessThanOneLayerPerLayer) {
   EXPECT_GT(train::plan_memory(in).activation_bytes, on);
 }
 
+// CUDA graphs keep the frozen encoders' working sets reserved. sa2va-4b + hiera-large, one 448² tile, bf16:
+// InternViT-300M (hidden 1024, MLP 4096) on 1 + 32² tokens: 1025 · 2 B · (4·1024 + 2·4096) = 25,190,400 B;
+// Hiera-L at 1024²: 16 stage-1 maps of 256² · 144 channels · 2 B = 301,989,888 B; the pools hold 3 times the
+// transients (measured: 0.88 GiB more reserved with graphs, bench/NOTES.md).
+TEST(MemoryPlanActivations, CudaGraphsReserveTheFrozenEncodersWorkingSets) {
+  auto in = inputs_for("sa2va-4b", "hiera-large");
+  in.tiles_per_sample = 1;
+  ASSERT_EQ(in.model.vision.hidden_size, 1024);
+  ASSERT_EQ(in.model.vision.intermediate_size, 4096);
+  ASSERT_EQ(in.sam2.trunk.embed_dim, 144);
+  ASSERT_EQ(in.sam2.image_size, 1024);
+  const train::MemoryPlan eager = train::plan_memory(in);
+  EXPECT_EQ(eager.graph_pool_bytes, 0);
+  in.cuda_graphs = true;
+  const train::MemoryPlan graphed = train::plan_memory(in);
+  EXPECT_EQ(graphed.graph_pool_bytes, 3 * (25190400 + 301989888));
+  // The transients leave the activation moments, so the total grows by less than the pools.
+  EXPECT_LE(graphed.activation_bytes, eager.activation_bytes);
+  EXPECT_GT(graphed.device_total_bytes, eager.device_total_bytes);
+  EXPECT_LE(graphed.device_total_bytes - eager.device_total_bytes, graphed.graph_pool_bytes);
+  // A trained SAM2 image encoder runs eagerly: only the ViT's pool is left.
+  in.model.trainable_modules.push_back("grounding_encoder.sam2_model.image_encoder");
+  EXPECT_EQ(train::plan_memory(in).graph_pool_bytes, 3 * 25190400);
+}
+
 // sa2va-1b, 4 samples of 13 tiles (3392 tokens each) without checkpointing: ~36 GiB of activations. Only
 // checkpointing is needed on a 24 GiB GPU (margin 1 + 1.2 GiB): it is the first and only suggestion.
 TEST(MemoryPlanAdvice, CheckpointingFirstWhenItIsEnough) {

@@ -6,6 +6,8 @@
 #include <c10/util/Optional.h>
 #include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 namespace vesseltune::compat {
 
@@ -26,10 +28,18 @@ class GradAccumulatedHook {
 // softmax(q kᵀ · scale + mask) v over the last two dimensions ([..., L, E] × [..., S, E] → [..., L, Ev]).
 // 2.x: at::scaled_dot_product_attention (flash / memory-efficient kernels on the GPU); 1.13 has none, so the
 // same arithmetic is spelled out with matmul + softmax. `mask`: bool (true = attend) or additive float,
-// broadcastable to [..., L, S]; `scale` defaults to 1/sqrt(E).
+// broadcastable to [..., L, S]; `scale` defaults to 1/sqrt(E). Grouped-query attention: k and v [B, Hkv, S, E]
+// with H = g·Hkv query heads serve query heads h·g … h·g + g − 1 each; the flash kernel (2.5+, half precision,
+// no mask) reads them as they are, other paths repeat them.
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const c10::optional<at::Tensor>& mask = c10::nullopt,
                                         bool is_causal = false, c10::optional<double> scale = c10::nullopt);
+
+// x / sqrt(mean(x², last dim) + eps) · weight, computed in fp32 and returned in x's dtype, as transformers'
+// Qwen2RMSNorm (which rounds the normalised x to its dtype before the weight; 2.x's fused kernel rounds once at
+// the end, one bf16 ulp apart). 2.x: at::rms_norm (one fused kernel forward and backward on the GPU); 1.13:
+// spelled out.
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
 // True when this LibTorch was built with CUDA (tensors can live on a GPU).
 bool torch_has_cuda();
@@ -42,6 +52,7 @@ void set_cuda_device(int index);
 
 // CUDA caching allocator figures of `device` in bytes (0 without CUDA), for benchmarks and the memory plan.
 int64_t cuda_peak_allocated_bytes(int device);
+int64_t cuda_peak_reserved_bytes(int device);  // includes what CUDA graphs' pools keep and allocator caching
 void cuda_reset_peak_stats(int device);
 void cuda_synchronize(int device);
 
@@ -64,5 +75,47 @@ class StreamClock {
   struct Points;
   std::unique_ptr<Points> points_;
 };
+
+// Work on the current CUDA device recorded once as a CUDA graph and replayed with one launch: the host's cost per
+// kernel (what bounds small-batch steps) is paid at capture only. Graphs that share a memory pool must not run
+// concurrently. Without CUDA, capture throws.
+class CudaGraph {
+ public:
+  CudaGraph();
+  ~CudaGraph();
+  CudaGraph(const CudaGraph&) = delete;
+  CudaGraph& operator=(const CudaGraph&) = delete;
+  // Runs WORK once on a side stream (lazy library state, e.g. cuBLAS workspaces, is set up outside the graph),
+  // then records it. WORK must not wait for the host (no .item(), no copies to pageable memory); what it
+  // allocates while recorded comes from this graph's pool, or from SHARE_POOL_WITH's (a captured graph).
+  // Only this thread's work is recorded; other threads may use the device meanwhile.
+  void capture(const std::function<void()>& work, const CudaGraph* share_pool_with = nullptr);
+  // Runs the recorded work on the current stream.
+  void replay();
+  bool captured() const;
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// One event of LibTorch's (Kineto) profiler: an operator or runtime call on the host, or a kernel/copy on the GPU.
+struct ProfiledEvent {
+  std::string name;
+  bool on_gpu = false;     // runs on the device (kernel, memcpy, memset); false: a host-side event
+  double start_us = 0;     // from an arbitrary origin common to all events of one profile
+  double duration_us = 0;
+};
+
+struct ProfiledRun {
+  std::vector<ProfiledEvent> events;
+  std::string trace_error;  // why the Chrome trace was not written ("" when it was, or none was asked for)
+};
+
+// Starts LibTorch's profiler on this process (host operators, and with CUDA the runtime calls and kernels).
+// LibTorch builds without Kineto (Debian's 1.13) record the host operators only and cannot write a trace.
+void start_op_profiler(bool cuda);
+// Stops it; writes the Chrome trace to TRACE_PATH unless empty.
+ProfiledRun stop_op_profiler(const std::string& trace_path);
 
 }  // namespace vesseltune::compat

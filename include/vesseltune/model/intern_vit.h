@@ -12,6 +12,7 @@
 #include <torch/nn/pimpl.h>
 
 #include "vesseltune/model/config.h"
+#include "vesseltune/model/frozen_graphs.h"
 #include "vesseltune/model/lora_linear.h"
 #include "vesseltune/model/rms_norm.h"
 
@@ -95,12 +96,17 @@ class InternVisionModelImpl : public torch::nn::Module {
 
   // Recompute each encoder layer in the backward pass instead of keeping its activations.
   bool activation_checkpointing = false;
+  // Replay the forward as CUDA graphs on a GPU when nothing in it needs a gradient (frozen_graphs.h).
+  bool cuda_graphs = false;
 
   InternVisionEmbeddings embeddings{nullptr};
   InternVisionEncoder encoder{nullptr};
 
  private:
+  at::Tensor encode(const at::Tensor& pixel_values, bool records_graph);
+
   VisionConfig config_;
+  FrozenGraphs graphs_;
 };
 TORCH_MODULE(InternVisionModel);
 

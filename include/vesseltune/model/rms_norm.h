@@ -1,7 +1,7 @@
 #pragma once
 // RMSNorm as Qwen2 and InternViT write it: computed in fp32, scaled by the weight in the input's dtype,
 //   y = weight · (x / sqrt(mean(x²) + eps)).to(dtype(x))
-// Key: "weight".
+// (compat::rms_norm: one fused kernel on LibTorch 2.x, which rounds once at the end.) Key: "weight".
 
 #include <torch/nn/module.h>
 #include <torch/nn/pimpl.h>

@@ -43,7 +43,8 @@ struct BenchmarkResult {
 
 // Collective over WORLD (MPI). STEPS: this rank's measured steps. Returns the same on every rank.
 BenchmarkResult summarize_benchmark(const std::vector<StepPhases>& steps, const BenchmarkSetup& setup,
-                                   const ModelShapes& shapes, double gpu_peak_gib, double host_gib,
+                                   const ModelShapes& shapes, double gpu_peak_gib, double gpu_reserved_gib,
+                                   double host_gib,
                                    const comm::World& world);
 
 }  // namespace vesseltune::train

@@ -34,6 +34,11 @@ struct RunOptions {
   int64_t benchmark_steps = 0;
   int64_t benchmark_warmup = 3;
   double peak_tflops = 0;  // the card's measured bf16 matmul rate, for MFU
+  // Benchmark mode: rank 0 profiles its measured steps (LibTorch's profiler), logs the summary (op_profile.h)
+  // and writes the Chrome trace to WORK_DIR/profile_rank0.json where LibTorch has Kineto (the GPU machine's;
+  // Debian's 1.13 records host operators only). The profiler slows the host, so the phase figures of a profiled
+  // run are not the benchmark's.
+  bool profile = false;
 };
 
 struct TrainingSummary {

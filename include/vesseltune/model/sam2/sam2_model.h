@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "vesseltune/model/frozen_graphs.h"
 #include "vesseltune/model/sam2/image_encoder.h"
 #include "vesseltune/model/sam2/mask_decoder.h"
 #include "vesseltune/model/sam2/prompt_encoder.h"
@@ -59,6 +60,9 @@ class Sam2ModelImpl : public torch::nn::Module {
   // Checkpoint name prefixes (relative to sam2_model.) of SAM2's video-memory parts, never loaded here.
   static std::vector<std::string> unused_checkpoint_prefixes();
 
+  // Replay the frozen image encoder as CUDA graphs on a GPU (frozen_graphs.h); eager when it is trained.
+  bool cuda_graphs = false;
+
   ImageEncoder image_encoder() const { return image_encoder_; }
   PromptEncoder prompt_encoder() const { return sam_prompt_encoder_; }
   MaskDecoder mask_decoder() const { return sam_mask_decoder_; }
@@ -69,6 +73,7 @@ class Sam2ModelImpl : public torch::nn::Module {
   PromptEncoder sam_prompt_encoder_{nullptr};
   MaskDecoder sam_mask_decoder_{nullptr};
   at::Tensor no_mem_embed_;
+  FrozenGraphs encoder_graphs_;
 };
 TORCH_MODULE(Sam2Model);
 

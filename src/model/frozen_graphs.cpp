@@ -1,0 +1,42 @@
+#include "vesseltune/model/frozen_graphs.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+
+#include "vesseltune/core/check.h"
+
+namespace vesseltune::model {
+
+std::vector<at::Tensor> FrozenGraphs::run(const at::Tensor& input, const Forward& forward) {
+  VT_CHECK(input.is_cuda(), "CUDA graphs: the input must be on a GPU, got ", input.device());
+  VT_CHECK(!input.requires_grad(), "CUDA graphs replay frozen modules only; the input requires a gradient");
+  c10::NoGradGuard no_grad;
+  std::vector<int64_t> key(input.sizes().begin(), input.sizes().end());
+  key.push_back(static_cast<int64_t>(input.scalar_type()));
+  std::unique_ptr<Shape>& shape = shapes_[key];
+  if (!shape) shape = std::make_unique<Shape>();
+  if (shape->eager_runs == 0) {  // a shape seen once (e.g. the last, smaller batch of an epoch) costs no graph
+    ++shape->eager_runs;
+    return forward(input);
+  }
+  if (!shape->graph.captured()) {
+    shape->input = input.clone();
+    shape->graph.capture([&] { shape->outputs = forward(shape->input); }, pool_owner_);
+    if (!pool_owner_) pool_owner_ = &shape->graph;
+  } else {
+    shape->input.copy_(input);
+  }
+  shape->graph.replay();
+  std::vector<at::Tensor> outputs;
+  outputs.reserve(shape->outputs.size());
+  for (const at::Tensor& out : shape->outputs) outputs.push_back(out.clone());
+  return outputs;
+}
+
+size_t FrozenGraphs::captured_shapes() const {
+  size_t n = 0;
+  for (const auto& [key, shape] : shapes_) n += shape->graph.captured() ? 1 : 0;
+  return n;
+}
+
+}  // namespace vesseltune::model
