@@ -1,5 +1,6 @@
 #include "vesseltune/model/sa2va_vision_language.h"
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include "vesseltune/core/check.h"
@@ -74,12 +75,16 @@ Sa2VAOutputs Sa2VAVisionLanguageImpl::forward(const Sa2VAInputs& inputs, bool re
            " <IMG_CONTEXT> tokens (id ", config_.image_context_token_id, ") but ", tiles, " tile(s) give ",
            tiles * config_.image_tokens_per_tile(), " image features (", config_.image_tokens_per_tile(), " per tile)");
   if (tiles > 0) {
+    RECORD_USER_SCOPE("vesseltune::vision_model+mlp1");  // named in profiles (vesseltune-train --profile)
     at::Tensor features = image_features(inputs.pixel_values).to(embeds.scalar_type());
     embeds = embeds.masked_scatter(image_mask.unsqueeze(-1), features);
   }
 
   Sa2VAOutputs out;
-  out.hidden = language_model->model(embeds, inputs.attention_mask);
+  {
+    RECORD_USER_SCOPE("vesseltune::language_model");
+    out.hidden = language_model->model(embeds, inputs.attention_mask);
+  }
   out.prompt_embeddings = text_hidden_fcs->forward(out.hidden.index({seg_mask}));
   out.seg_sample_index = seg_mask.nonzero().select(1, 0);
   if (inputs.labels.defined()) {

@@ -37,6 +37,13 @@ std::vector<OpCost> top_by(std::map<std::string, OpCost> costs, size_t top, bool
   return rows;
 }
 
+void add(std::map<std::string, OpCost>& costs, const compat::ProfiledEvent& e) {
+  OpCost& c = costs[e.name];
+  c.name = e.name;
+  ++c.count;
+  c.total_ms += e.duration_us / 1000.0;
+}
+
 // Length of the union of [start, start + duration) intervals, in µs.
 double union_us(std::vector<std::pair<double, double>> intervals) {
   std::sort(intervals.begin(), intervals.end());
@@ -58,25 +65,25 @@ OpProfile summarize_op_profile(const std::vector<compat::ProfiledEvent>& events,
   if (events.empty()) return p;
   double first = std::numeric_limits<double>::infinity(), last = -first;
   std::vector<std::pair<double, double>> gpu;
-  std::map<std::string, OpCost> gpu_costs, operator_costs;
+  std::map<std::string, OpCost> gpu_costs, operator_costs, scope_costs;
   int64_t operators = 0, gpu_events = 0, launches = 0, syncs = 0;
   double launch_us = 0, sync_us = 0;
   for (const auto& e : events) {
     first = std::min(first, e.start_us);
     last = std::max(last, e.start_us + e.duration_us);
+    if (starts_with(e.name, "vesseltune::")) {
+      // A named scope. Kineto also draws it on the GPU's timeline (spanning its kernels and the gaps between
+      // them); that copy is neither a kernel nor busy time.
+      if (!e.on_gpu) add(scope_costs, e);
+      continue;
+    }
     if (e.on_gpu) {
       gpu.emplace_back(e.start_us, e.start_us + e.duration_us);
       ++gpu_events;
-      OpCost& c = gpu_costs[e.name];
-      c.name = e.name;
-      ++c.count;
-      c.total_ms += e.duration_us / 1000.0;
+      add(gpu_costs, e);
     } else if (starts_with(e.name, "aten::")) {
       ++operators;
-      OpCost& c = operator_costs[e.name];
-      c.name = e.name;
-      ++c.count;
-      c.total_ms += e.duration_us / 1000.0;
+      add(operator_costs, e);
     } else if (is_launch(e.name)) {
       ++launches;
       launch_us += e.duration_us;
@@ -94,12 +101,16 @@ OpProfile summarize_op_profile(const std::vector<compat::ProfiledEvent>& events,
   p.launch_ms = launch_us / 1000.0 / n;
   p.synchronizations = syncs / steps;
   p.synchronize_ms = sync_us / 1000.0 / n;
+  const size_t scopes = scope_costs.size();  // all of them: there are few
+  p.scopes = top_by(std::move(scope_costs), scopes, true);
   p.top_gpu = top_by(std::move(gpu_costs), top, true);
   p.top_operators = top_by(std::move(operator_costs), top, false);
-  for (auto& row : p.top_gpu) row.total_ms /= n;
-  for (auto& row : p.top_operators) row.total_ms /= n;
-  for (auto& row : p.top_gpu) row.count /= steps;
-  for (auto& row : p.top_operators) row.count /= steps;
+  for (auto* rows : {&p.scopes, &p.top_gpu, &p.top_operators}) {
+    for (auto& row : *rows) {
+      row.total_ms /= n;
+      row.count /= steps;
+    }
+  }
   return p;
 }
 
@@ -124,6 +135,7 @@ std::string format_op_profile(const OpProfile& p) {
       out += line;
     }
   };
+  table("host time in the step's parts (count, ms including what they call):", p.scopes);
   table("GPU events by time (count, ms):", p.top_gpu);
   table("host operators by count (count, ms including nested operators):", p.top_operators);
   return out;

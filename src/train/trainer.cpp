@@ -1,5 +1,7 @@
 #include "vesseltune/train/trainer.h"
 
+#include <ATen/record_function.h>
+
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 #include <unistd.h>
@@ -297,10 +299,16 @@ TrainingSummary Trainer::run() {
       data_seconds += std::chrono::duration<double>(compute_start - wait_start).count();
       optimizer_->begin_micro_step(micro == t.accumulation - 1);
       if (benchmark()) marks.push_back({clock.mark(), 0, 0});
-      const EncodedBatch encoded = encoder_->encode(*batch, device_, dtype_, true, t.seed);
+      const EncodedBatch encoded = [&] {
+        RECORD_USER_SCOPE("vesseltune::inputs");
+        return encoder_->encode(*batch, device_, dtype_, true, t.seed);
+      }();
       const model::Sa2VAStepOutput out = model_->forward(encoded.inputs);
       if (benchmark()) marks.back()[1] = clock.mark();
-      (out.total / static_cast<double>(t.accumulation)).backward();
+      {
+        RECORD_USER_SCOPE("vesseltune::backward");  // named in profiles (--profile)
+        (out.total / static_cast<double>(t.accumulation)).backward();
+      }
       if (benchmark()) {
         marks.back()[2] = clock.mark();
         phases.tiles += std::accumulate(batch->tiles_per_sample.begin(), batch->tiles_per_sample.end(), int64_t{0});
@@ -313,7 +321,10 @@ TrainingSummary Trainer::run() {
       compute_seconds += std::chrono::duration<double>(Clock::now() - compute_start).count();
     }
     const auto optimizer_start = Clock::now();
-    const optim::StepResult result = optimizer_->step(lr);
+    const optim::StepResult result = [&] {
+      RECORD_USER_SCOPE("vesseltune::optimizer");
+      return optimizer_->step(lr);
+    }();
     const double optimizer_seconds = std::chrono::duration<double>(Clock::now() - optimizer_start).count();
     ++state_.step;
 

@@ -2,6 +2,7 @@
 // through the compat shim on this build's device.
 #include <gtest/gtest.h>
 
+#include <ATen/record_function.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -29,7 +30,8 @@ TEST(OpProfile, CountsPerStepAndGpuBusyTimeAsTheUnionOfIntervals) {
       host("cuLaunchKernelEx", 202, 2),     host("cudaStreamSynchronize", 150, 20),
       host("cudaMemcpyAsync", 210, 3),      host("cudaMemcpy", 250, 6),         host("aten::mm", 360, 40),
       gpu("gemm", 100, 10),                 gpu("gemm", 105, 10),               gpu("add_kernel", 120, 10),
-      gpu("gemm", 300, 40)};
+      gpu("gemm", 300, 40),                 host("vesseltune::backward", 150, 100), host("vesseltune::backward", 300, 60),
+      host("vesseltune::sam2", 0, 20),      gpu("vesseltune::backward", 100, 300)};  // Kineto's GPU copy of a scope
   const OpProfile p = summarize_op_profile(events, 2, 10);
   EXPECT_EQ(p.steps, 2);
   EXPECT_DOUBLE_EQ(p.wall_ms, 0.400 / 2);
@@ -40,6 +42,12 @@ TEST(OpProfile, CountsPerStepAndGpuBusyTimeAsTheUnionOfIntervals) {
   EXPECT_DOUBLE_EQ(p.launch_ms, 0.008 / 2);
   EXPECT_EQ(p.synchronizations, 1);  // cudaStreamSynchronize and the blocking cudaMemcpy; not the async copy
   EXPECT_DOUBLE_EQ(p.synchronize_ms, 0.026 / 2);
+  // Named scopes: all of them, by time, per step; not operators; their GPU copies count for nothing.
+  ASSERT_EQ(p.scopes.size(), 2u);
+  EXPECT_EQ(p.scopes[0].name, "vesseltune::backward");
+  EXPECT_EQ(p.scopes[0].count, 1);
+  EXPECT_DOUBLE_EQ(p.scopes[0].total_ms, 0.160 / 2);
+  EXPECT_EQ(p.scopes[1].name, "vesseltune::sam2");
   ASSERT_EQ(p.top_gpu.size(), 2u);
   EXPECT_EQ(p.top_gpu[0].name, "gemm");  // 60 µs in three kernels
   EXPECT_DOUBLE_EQ(p.top_gpu[0].total_ms, 0.060 / 2);
@@ -64,7 +72,10 @@ TEST(OpProfile, LibTorchProfilerSeesTheOperators) {
   } catch (const std::exception& e) {
     GTEST_SKIP() << "this LibTorch has no Kineto profiler: " << e.what();
   }
-  for (int i = 0; i < 3; ++i) a = at::mm(a, b).tanh();
+  for (int i = 0; i < 3; ++i) {
+    RECORD_USER_SCOPE("vesseltune::step");
+    a = at::mm(a, b).tanh();
+  }
   const std::string trace = testing::TempDir() + "vesseltune_op_profile_trace.json";
   const compat::ProfiledRun run = compat::stop_op_profiler(trace);
   // Without Kineto (Debian's 1.13) the operators are there but no trace; with it, the trace is a file.
@@ -80,6 +91,9 @@ TEST(OpProfile, LibTorchProfilerSeesTheOperators) {
   EXPECT_GE(p.operators, 2);  // mm and tanh per "step"
   EXPECT_GT(p.wall_ms, 0.0);
   EXPECT_EQ(p.gpu_events, 0);
+  ASSERT_EQ(p.scopes.size(), 1u);
+  EXPECT_EQ(p.scopes[0].name, "vesseltune::step");
+  EXPECT_EQ(p.scopes[0].count, 1);  // 3 over 3 "steps"
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 // What a profile of benchmark steps says about where a step's time goes (`vesseltune-train --benchmark N
 // --profile`): how many operators and kernels a step issues, how long the GPU is busy against the step's wall
 // time (a step whose GPU is mostly idle is bound by the host's issuing of work, not by arithmetic), where the host
-// waited for the GPU, and the operators and kernels that cost most.
+// waited for the GPU, how long the host spent in each part of the step (the model's parts, backward, optimizer:
+// RECORD_USER_SCOPE("vesseltune::…") in the code), and the operators and kernels that cost most.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -27,6 +28,8 @@ struct OpProfile {
   double launch_ms = 0;          // per step: host time inside them
   int64_t synchronizations = 0;  // per step: host calls that wait for the device (synchronize, blocking copies)
   double synchronize_ms = 0;     // per step: host time inside them
+  std::vector<OpCost> scopes;    // vesseltune's named host scopes ("vesseltune::…": model parts, backward,
+                                 // optimizer), by total time; wall time on the host, nested operators included
   std::vector<OpCost> top_gpu;   // GPU events by total time
   std::vector<OpCost> top_operators;  // host operators by count
 };

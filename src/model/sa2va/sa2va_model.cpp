@@ -1,5 +1,7 @@
 #include "vesseltune/model/sa2va_model.h"
 
+#include <ATen/record_function.h>
+
 #include "vesseltune/core/check.h"
 
 namespace vesseltune::model {
@@ -24,9 +26,14 @@ Sa2VAStepOutput Sa2VAModelImpl::forward(const Sa2VABatch& batch) {
   const std::vector<int64_t>& per_sample = batch.inputs.masks_per_sample;
   VT_CHECK(!per_sample.empty() && batch.masks.defined(), "Sa2VA step: masks and masks_per_sample are required");
   Sa2VAOutputs language = Sa2VAVisionLanguageImpl::forward(batch.inputs);  // checks [SEG] counts = masks
-  sam2::LanguagePromptedMasks masks =
-      grounding_encoder->forward(batch.sam_images, language.prompt_embeddings, per_sample, config().object_score_gate);
+  sam2::LanguagePromptedMasks masks;
+  {
+    RECORD_USER_SCOPE("vesseltune::sam2");  // named in profiles (vesseltune-train --profile)
+    masks = grounding_encoder->forward(batch.sam_images, language.prompt_embeddings, per_sample,
+                                       config().object_score_gate);
+  }
 
+  RECORD_USER_SCOPE("vesseltune::mask_losses");
   const int64_t size = masks.best_mask_logits.size(-1);
   at::Tensor targets = resize_masks_nearest(batch.masks, size);
   at::Tensor fov = batch.fov.defined() ? resize_masks_nearest(batch.fov, size) : at::Tensor();
