@@ -1,13 +1,28 @@
-# Sourced by bench/gpu_perf.sh and bench/gpu_consumption.sh on the GPU machine (after `source .gpu/env.sh`):
-# builds vesseltune-train and vesseltune-pack into build-gpu, records the card (gpu.txt), measures its bf16
-# matmul rate (PEAK, TFLOP/s, for MFU) and defines vesseltune(), one benchmark run of vesseltune-train.
+# Sourced by bench/gpu_perf.sh, bench/gpu_compare.sh and bench/gpu_consumption.sh on the GPU machine (after
+# `source .gpu/env.sh`): builds vesseltune-train and vesseltune-pack into build-gpu, records the card (gpu.txt),
+# measures its bf16 matmul rate (PEAK, TFLOP/s, for MFU) and defines build_tree (a Release build of a source
+# tree), pack_synth (the default inputs) and vesseltune(), one benchmark run of vesseltune-train.
 # Expects OUT, RUNS, STEPS, WARMUP and BUDGET_S; DATA (packed shards, default /tmp/vt-synth) and MAX_TILES
 # (InternVL tiles per image, default 1) choose the inputs; TRAIN (default build-gpu/bin/vesseltune-train) the binary.
 mkdir -p "$OUT" "$RUNS"
-cmake -S . -B build-gpu -G Ninja $GPU_CMAKE_ARGS -DCMAKE_BUILD_TYPE=Release -DVESSELTUNE_BUILD_TESTS=OFF \
-  -DVESSELTUNE_BUILD_BENCH=OFF > "$OUT/configure.log" 2>&1 || { tail -40 "$OUT/configure.log"; exit 1; }
-cmake --build build-gpu -j "$(nproc)" --target vesseltune-train vesseltune-pack > "$OUT/build.log" 2>&1 ||
-  { grep -E "error|Error" -A6 "$OUT/build.log" | head -80; exit 1; }
+
+# build_tree SOURCE BUILD_DIR LOG_NAME TARGET...: configure (tests and benchmarks off) and build; exits on errors.
+build_tree() {
+  local source=$1 dir=$2 log=$3
+  shift 3
+  cmake -S "$source" -B "$dir" -G Ninja $GPU_CMAKE_ARGS -DCMAKE_BUILD_TYPE=Release -DVESSELTUNE_BUILD_TESTS=OFF \
+    -DVESSELTUNE_BUILD_BENCH=OFF > "$OUT/configure$log.log" 2>&1 || { tail -40 "$OUT/configure$log.log"; exit 1; }
+  cmake --build "$dir" -j "$(nproc)" --target "$@" > "$OUT/build$log.log" 2>&1 ||
+    { grep -E "error|Error" -A6 "$OUT/build$log.log" | head -80; exit 1; }
+}
+
+# pack_synth: 64 synthetic 512² images into /tmp/vt-synth, the benchmarks' default DATA.
+pack_synth() {
+  build-gpu/bin/vesseltune-pack synth /tmp/vt-synth --count 64 --size 512 -j 16 --overwrite > "$OUT/pack.log" 2>&1 ||
+    { tail -20 "$OUT/pack.log"; exit 1; }
+}
+
+build_tree . build-gpu "" vesseltune-train vesseltune-pack
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 PEAK=$(python3 -c '
 import torch, time

@@ -34,12 +34,8 @@ if [ -n "${TESTS:-}" ]; then
     echo "== $t: exit $?"; grep -E "^\[  (PASSED|FAILED|  SKIPPED) |Failure|error" "$RUNS/$t.log" | head -20
   done
 fi
-cmake -S "$BASE" -B build-base -G Ninja $GPU_CMAKE_ARGS -DCMAKE_BUILD_TYPE=Release -DVESSELTUNE_BUILD_TESTS=OFF \
-  -DVESSELTUNE_BUILD_BENCH=OFF > "$OUT/configure-base.log" 2>&1 || { tail -40 "$OUT/configure-base.log"; exit 1; }
-cmake --build build-base -j "$(nproc)" --target vesseltune-train > "$OUT/build-base.log" 2>&1 ||
-  { grep -E "error|Error" -A6 "$OUT/build-base.log" | head -60; exit 1; }
-build-gpu/bin/vesseltune-pack synth /tmp/vt-synth --count 64 --size 512 -j 16 --overwrite > "$OUT/pack.log" 2>&1 ||
-  { tail -20 "$OUT/pack.log"; exit 1; }
+build_tree "$BASE" build-base -base vesseltune-train
+pack_synth
 
 for rep in $(seq 1 "$REPS"); do
   TRAIN=build-base/bin/vesseltune-train vesseltune "base-$rep" "$MODEL" 1 "$OFFLOAD" 1 "$@"

@@ -28,8 +28,7 @@ RUNS=/tmp/vt-perf-runs
 BUCKETS=${BUCKETS:-}
 RATIOS=${RATIOS:-}
 source bench/gpu_bench_common.sh
-build-gpu/bin/vesseltune-pack synth /tmp/vt-synth --count 64 --size 512 -j 16 --overwrite > "$OUT/pack.log" 2>&1 ||
-  { tail -20 "$OUT/pack.log"; exit 1; }
+pack_synth
 
 # peer NAME MODEL GPUS OPTIMIZER TEXT_TOKENS: the PyTorch peer; its PEER_RESULT goes to runs/NAME.json.
 peer() {

@@ -3,9 +3,17 @@
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
 
+#include <algorithm>
+
 #include "vesseltune/core/check.h"
 
 namespace vesseltune::model {
+
+bool FrozenGraphs::can_replay(const torch::nn::Module& module, const at::Tensor& input) {
+  if (!input.is_cuda() || input.requires_grad()) return false;
+  const std::vector<at::Tensor> params = module.parameters();
+  return std::none_of(params.begin(), params.end(), [](const at::Tensor& p) { return p.requires_grad(); });
+}
 
 std::vector<at::Tensor> FrozenGraphs::run(const at::Tensor& input, const Forward& forward) {
   VT_CHECK(input.is_cuda(), "CUDA graphs: the input must be on a GPU, got ", input.device());
@@ -31,12 +39,6 @@ std::vector<at::Tensor> FrozenGraphs::run(const at::Tensor& input, const Forward
   outputs.reserve(shape->outputs.size());
   for (const at::Tensor& out : shape->outputs) outputs.push_back(out.clone());
   return outputs;
-}
-
-size_t FrozenGraphs::captured_shapes() const {
-  size_t n = 0;
-  for (const auto& [key, shape] : shapes_) n += shape->graph.captured() ? 1 : 0;
-  return n;
 }
 
 }  // namespace vesseltune::model

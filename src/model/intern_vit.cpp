@@ -111,16 +111,14 @@ InternVisionModelImpl::InternVisionModelImpl(const VisionConfig& config) : confi
 }
 
 at::Tensor InternVisionModelImpl::forward(const at::Tensor& pixel_values) {
-  // A frozen encoder records no graph, so there is nothing to checkpoint (recomputing it would be waste), and it
-  // can replay as a CUDA graph.
-  const std::vector<at::Tensor> params = parameters();
-  const bool trains = std::any_of(params.begin(), params.end(), [](const at::Tensor& p) { return p.requires_grad(); });
-  const bool records_graph = at::GradMode::is_enabled() && (pixel_values.requires_grad() || trains);
-  if (cuda_graphs && !records_graph && pixel_values.is_cuda()) {
+  if (cuda_graphs && FrozenGraphs::can_replay(*this, pixel_values)) {
     const auto frozen_forward = [this](const at::Tensor& x) { return std::vector<at::Tensor>{encode(x, false)}; };
     return graphs_.run(pixel_values, frozen_forward)[0];
   }
-  return encode(pixel_values, records_graph);
+  // A frozen encoder records no graph, so there is nothing to checkpoint (recomputing it would be waste).
+  const std::vector<at::Tensor> params = parameters();
+  const bool trains = std::any_of(params.begin(), params.end(), [](const at::Tensor& p) { return p.requires_grad(); });
+  return encode(pixel_values, at::GradMode::is_enabled() && (pixel_values.requires_grad() || trains));
 }
 
 at::Tensor InternVisionModelImpl::encode(const at::Tensor& pixel_values, bool records_graph) {

@@ -15,6 +15,8 @@ namespace vm = vesseltune::model;
 namespace {
 
 TEST(FrozenGraphs, RefuseCpuInputs) {
+  const torch::nn::Linear layer(2, 3);
+  EXPECT_FALSE(vm::FrozenGraphs::can_replay(*layer, torch::zeros({2, 2})));  // a CPU input
   vm::FrozenGraphs graphs;
   try {
     graphs.run(torch::zeros({2, 3}), [](const at::Tensor& x) { return std::vector<at::Tensor>{x}; });

@@ -9,8 +9,9 @@
 // Memory: the graphs of one FrozenGraphs share one private pool, which keeps the largest shape's working set of
 // the forward reserved for the run (the memory plan counts it). Sharing is safe here although the shapes replay in
 // any order: a replay can overwrite another graph's static outputs only after those were cloned.
-// Only without autograd: the module's parameters are frozen and the input needs no gradient (the caller checks).
+// Only without autograd: can_replay says when (also the rule the memory plan counts the pools by).
 #include <ATen/Tensor.h>
+#include <torch/nn/module.h>
 
 #include <functional>
 #include <map>
@@ -24,9 +25,11 @@ namespace vesseltune::model {
 class FrozenGraphs {
  public:
   using Forward = std::function<std::vector<at::Tensor>(const at::Tensor&)>;
-  // FORWARD(input) on a CUDA input, through the graph of input's shape and dtype.
+  // Whether MODULE's forward on INPUT may replay: a GPU input that needs no gradient and no trainable parameter
+  // in MODULE, whatever the grad mode (a trained encoder runs eagerly in validation too, and holds no pool).
+  static bool can_replay(const torch::nn::Module& module, const at::Tensor& input);
+  // FORWARD(input) on an input can_replay accepts, through the graph of input's shape and dtype.
   std::vector<at::Tensor> run(const at::Tensor& input, const Forward& forward);
-  size_t captured_shapes() const;
 
  private:
   struct Shape {

@@ -1,7 +1,5 @@
 #include "vesseltune/model/sam2/sam2_model.h"
 
-#include <algorithm>
-
 #include <numeric>
 
 #include "vesseltune/core/check.h"
@@ -34,12 +32,8 @@ Sam2ModelImpl::Sam2ModelImpl(const Sam2Config& config) : config_(config) {
 std::vector<at::Tensor> Sam2ModelImpl::backbone_fpn(const at::Tensor& pixels) {
   VT_CHECK(pixels.size(-1) == config_.image_size && pixels.size(-2) == config_.image_size, "SAM2 expects ",
            config_.image_size, "x", config_.image_size, " pixels, got ", pixels.sizes());
-  const std::vector<at::Tensor> params = image_encoder_->parameters();
-  const bool frozen = !pixels.requires_grad() && std::none_of(params.begin(), params.end(), [](const at::Tensor& p) {
-    return p.requires_grad();
-  });
   std::vector<at::Tensor> levels =
-      cuda_graphs && frozen && pixels.is_cuda()
+      cuda_graphs && FrozenGraphs::can_replay(*image_encoder_, pixels)
           ? encoder_graphs_.run(pixels, [this](const at::Tensor& x) { return image_encoder_->forward(x); })
           : image_encoder_->forward(pixels);
   VT_CHECK(levels.size() == 3, "SAM2 image path needs 3 FPN levels after the scalp, got ", levels.size());
