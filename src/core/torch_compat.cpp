@@ -47,6 +47,20 @@ GradAccumulatedHook::~GradAccumulatedHook() {
   }
 }
 
+FreshGradAccumulators::FreshGradAccumulators(std::vector<at::Tensor> params) : params_(std::move(params)) {
+  for (const at::Tensor& p : params_) {
+    VT_CHECK(p.requires_grad() && p.is_leaf(), "gradient accumulators belong to leaf tensors that require grad");
+    own_.push_back(torch::autograd::impl::grad_accumulator(p));
+    torch::autograd::impl::set_grad_accumulator(p, {});
+  }
+}
+
+FreshGradAccumulators::~FreshGradAccumulators() {
+  for (size_t i = 0; i < params_.size(); ++i) {
+    torch::autograd::impl::set_grad_accumulator(params_[i], std::static_pointer_cast<torch::autograd::Node>(own_[i]));
+  }
+}
+
 at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                         const c10::optional<at::Tensor>& mask, bool is_causal,
                                         c10::optional<double> scale) {

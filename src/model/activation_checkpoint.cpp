@@ -10,6 +10,26 @@
 namespace vesseltune::model {
 namespace {
 
+at::Generator generator_of(const c10::optional<at::Device>& device) {
+  return device ? at::globalContext().defaultGenerator(*device) : at::detail::getDefaultCPUGenerator();
+}
+
+}  // namespace
+
+at::Tensor rng_state(const c10::optional<at::Device>& device) {
+  at::Generator gen = generator_of(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_rng_state(const c10::optional<at::Device>& device, const at::Tensor& state) {
+  at::Generator gen = generator_of(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+namespace {
+
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
@@ -20,22 +40,6 @@ struct CheckpointState : torch::CustomClassHolder {
   at::Tensor cpu_rng, device_rng;
 };
 
-at::Generator generator_of(const c10::optional<at::Device>& device) {
-  return device ? at::globalContext().defaultGenerator(*device) : at::detail::getDefaultCPUGenerator();
-}
-
-at::Tensor get_rng(const c10::optional<at::Device>& device) {
-  at::Generator gen = generator_of(device);
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  return gen.get_state();
-}
-
-void set_rng(const c10::optional<at::Device>& device, const at::Tensor& state) {
-  at::Generator gen = generator_of(device);
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
-}
-
 struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
   // inputs: the caller's tensors plus, last, an empty tensor that requires grad, so that the outputs are
   // part of the graph even when no input needs a gradient (parameters inside fn still do).
@@ -43,8 +47,8 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
                                at::TensorList inputs) {
     variable_list real(inputs.begin(), inputs.end() - 1);
     ctx->save_for_backward(real);
-    state->cpu_rng = get_rng(c10::nullopt);
-    if (state->device) state->device_rng = get_rng(state->device);
+    state->cpu_rng = rng_state(c10::nullopt);
+    if (state->device) state->device_rng = rng_state(state->device);
     variable_list outputs = state->fn(real);  // grad mode is off inside Function::forward
     ctx->saved_data["state"] = at::IValue::make_capsule(std::move(state));
     return outputs;
@@ -58,17 +62,17 @@ struct CheckpointFunction : torch::autograd::Function<CheckpointFunction> {
       inputs.push_back(x.defined() ? x.detach().requires_grad_(x.requires_grad()) : x);
     }
     // Recompute with the RNG states of the first forward, then put the current states back.
-    at::Tensor cpu_now = get_rng(c10::nullopt);
-    at::Tensor device_now = state->device ? get_rng(state->device) : at::Tensor();
-    set_rng(c10::nullopt, state->cpu_rng);
-    if (state->device) set_rng(state->device, state->device_rng);
+    at::Tensor cpu_now = rng_state(c10::nullopt);
+    at::Tensor device_now = state->device ? rng_state(state->device) : at::Tensor();
+    set_rng_state(c10::nullopt, state->cpu_rng);
+    if (state->device) set_rng_state(state->device, state->device_rng);
     variable_list outputs;
     {
       at::AutoGradMode enable(true);
       outputs = state->fn(inputs);
     }
-    set_rng(c10::nullopt, cpu_now);
-    if (state->device) set_rng(state->device, device_now);
+    set_rng_state(c10::nullopt, cpu_now);
+    if (state->device) set_rng_state(state->device, device_now);
 
     VT_CHECK(outputs.size() == grad_outputs.size(), "checkpoint: the recomputation returned ", outputs.size(),
              " tensors, the first forward ", grad_outputs.size());

@@ -99,13 +99,23 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
   VT_CHECK(tokens <= config_.max_position_embeddings, "language_model: ", tokens,
            " tokens exceed max_position_embeddings ", config_.max_position_embeddings);
   const AttentionMask mask = make_causal_mask(attention_mask, tokens);
+  const bool checkpointed = activation_checkpointing && is_training();
+  // A padding mask differs from batch to batch, and the graphs keep what they were captured with.
+  const bool graphed = checkpointed && cuda_graphs && !mask.visible.defined() &&
+                       CheckpointGraphs::can_replay(inputs_embeds);
+  const int64_t length = graphed ? (tokens + kGraphTokenBucket - 1) / kGraphTokenBucket * kGraphTokenBucket : tokens;
   // In the activations' dtype once here, not in every layer (transformers converts them once, too).
-  auto [cos32, sin32] = rope_tables(tokens, config_.head_dim(), config_.rope_theta, inputs_embeds.device());
+  auto [cos32, sin32] = rope_tables(length, config_.head_dim(), config_.rope_theta, inputs_embeds.device());
   const at::Tensor cos = cos32.to(inputs_embeds.scalar_type()), sin = sin32.to(inputs_embeds.scalar_type());
-  at::Tensor x = inputs_embeds;
-  for (const auto& module : *layers) {
-    auto layer = std::static_pointer_cast<Qwen2DecoderLayerImpl>(module);
-    if (activation_checkpointing && is_training()) {
+  at::Tensor x = length > tokens ? at::constant_pad_nd(inputs_embeds, {0, 0, 0, length - tokens}) : inputs_embeds;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    auto layer = std::static_pointer_cast<Qwen2DecoderLayerImpl>(layers->ptr(i));
+    if (graphed) {
+      const auto layer_forward = [layer](const at::Tensor& input, const std::vector<at::Tensor>& rope) {
+        return layer->forward(input, rope[0], rope[1], AttentionMask{});
+      };
+      x = layer_graphs_.run(i, *layer, layer_forward, x, {cos, sin});
+    } else if (checkpointed) {
       x = checkpoint([layer, cos = cos, sin = sin, mask](const at::Tensor& input) {
         return layer->forward(input, cos, sin, mask);
       }, x);
@@ -113,7 +123,7 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
       x = layer->forward(x, cos, sin, mask);
     }
   }
-  return norm(x);
+  return norm(length > tokens ? x.narrow(1, 0, tokens) : x);
 }
 
 Qwen2ForCausalLMImpl::Qwen2ForCausalLMImpl(const LlmConfig& config) : config_(config) {

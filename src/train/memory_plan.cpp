@@ -29,7 +29,8 @@
 // mlp1 (trainable) keeps e·(2·4096 + 2H) per image token. SAM2: 16·(S/4)²·C₁·e forward transient per image,
 // 9·(S/16)²·d·e saved in the mask decoder per prompt (one [SEG] per sample assumed).
 // With model.cuda_graphs the frozen ViT's and SAM2 image encoder's transients live in the graphs' pools instead,
-// reserved for the whole run (graph_pool_bytes), and leave the moments below.
+// reserved for the whole run (graph_pool_bytes), and leave the moments below; with checkpointing the decoder
+// layers' graphs add their pools (graph_pool_bytes), and the sequence is padded to kGraphTokenBucket tokens.
 // The peak is the largest of these moments of a micro-step, each on top of weights and the flat buffers:
 //   ViT forward transient | LLM saved + SAM2 image encoder | start of backward: LLM saved + decoder saved +
 //   the fresh gradient of the largest trainable tensor (lm_head [V, H], before it is added into the flat
@@ -57,6 +58,7 @@
 
 #include "vesseltune/core/check.h"
 #include "vesseltune/model/lora.h"
+#include "vesseltune/model/qwen2.h"
 #include "vesseltune/optim/flat_layout.h"
 #include "vesseltune/optim/zero_optimizer.h"
 
@@ -284,6 +286,7 @@ struct TrainableParts {
   bool sam2_encoder = false;   // SAM2's image encoder trains (model.extra_trainable)
   int64_t lm_head_numel = 0;   // trainable lm_head (the first fresh gradient of the backward pass), else 0
   int64_t largest_numel = 0;   // largest trainable tensor (embed_tokens: the last fresh gradient)
+  int64_t llm_layer_numel = 0; // trainable elements of one decoder layer (layer 0: they are all alike)
 };
 
 TrainableParts trainable_parts(const std::vector<PlannedParameter>& params) {
@@ -295,6 +298,7 @@ TrainableParts trainable_parts(const std::vector<PlannedParameter>& params) {
     parts.mlp1 |= has_prefix(p.name, "mlp1.");
     parts.sam2_encoder |= has_prefix(p.name, "grounding_encoder.sam2_model.image_encoder.");
     parts.llm_base |= has_prefix(p.name, "language_model.model.layers.") && !lora;
+    if (has_prefix(p.name, "language_model.model.layers.0.")) parts.llm_layer_numel += p.numel();
     if (has_prefix(p.name, "language_model.lm_head.")) parts.lm_head_numel = p.numel();
     parts.largest_numel = std::max(parts.largest_numel, p.numel());
   }
@@ -331,6 +335,14 @@ bool graphed_vit(const PlanInputs& in, const TrainableParts& parts) { return in.
 bool graphed_sam2_encoder(const PlanInputs& in, const TrainableParts& parts) {
   return in.cuda_graphs && !parts.sam2_encoder;
 }
+bool graphed_llm(const PlanInputs& in) { return in.cuda_graphs && in.model.activation_checkpointing; }
+
+// Tokens through the LLM per micro-step: image tokens of every tile and the text (padded for graphed layers).
+int64_t llm_tokens(const PlanInputs& in) {
+  const int64_t tokens = in.tiles_per_sample * in.model.image_tokens_per_tile() + in.text_tokens;
+  const int64_t bucket = graphed_llm(in) ? model::kGraphTokenBucket : 1;
+  return in.micro_batch * ((tokens + bucket - 1) / bucket * bucket);
+}
 
 // A frozen ViT only passes through: one layer's working set (residual, branch, MLP hidden twice).
 int64_t vit_transient_bytes(const PlanInputs& in) {
@@ -345,14 +357,31 @@ int64_t sam2_encoder_transient_bytes(const PlanInputs& in) {
   return in.micro_batch * kSam2EncoderMaps * stage1 * (in.bf16 ? 2 : 4);
 }
 
-// The CUDA graphs' private pools keep the frozen encoders' forward working sets reserved for the whole run. A
-// private pool reuses its blocks only within its graphs and keeps their segments: measured on one H200
-// (sa2va-4b + hiera-large, one tile, bench/NOTES.md) the reserved peak grew by 0.88 GiB with graphs against
-// 0.30 GiB of transients, hence the factor.
+// Gradients of a few [tokens, I] tensors in the backward pass of one recomputed layer, beyond its saved tensors.
+int64_t recompute_gradient_bytes(const PlanInputs& in) {
+  const model::LlmConfig& l = in.model.llm;
+  return llm_tokens(in) * (in.bf16 ? 2 : 4) * (3 * l.intermediate_size + 4 * l.hidden_size);
+}
+
+// The CUDA graphs' private pools keep working sets reserved for the whole run. Measured on one H200 (sa2va-4b +
+// hiera-large, one tile, bench/NOTES.md): the frozen encoders' graphs grew the reserved peak by 0.88 GiB against
+// 0.30 GiB of transients, hence the factor 3; the checkpointed decoder layers' graphs (forward and recompute +
+// backward of each of 36 layers, 320 tokens) by 6.06 GiB, i.e. about one layer's recompute + backward (81 MB here)
+// per graph: the graphs share a pool but hardly reuse each other's blocks. Those graphs also share static buffers
+// outside the pool: input, output and their gradients, and one layer's parameter gradients.
 constexpr int64_t kGraphPoolPerTransient = 3;
-int64_t graph_pool_bytes(const PlanInputs& in, const TrainableParts& parts) {
-  return kGraphPoolPerTransient * ((graphed_vit(in, parts) ? vit_transient_bytes(in) : 0) +
-                                   (graphed_sam2_encoder(in, parts) ? sam2_encoder_transient_bytes(in) : 0));
+int64_t graph_pool_bytes(const PlanInputs& in, const ParameterList& list, const TrainableParts& parts) {
+  const int64_t e = in.bf16 ? 2 : 4;
+  const int64_t encoders = (graphed_vit(in, parts) ? vit_transient_bytes(in) : 0) +
+                           (graphed_sam2_encoder(in, parts) ? sam2_encoder_transient_bytes(in) : 0);
+  int64_t layers = 0;
+  if (graphed_llm(in)) {
+    const int64_t tokens = llm_tokens(in);
+    const int64_t layer = tokens * llm_layer_bytes_per_token(in, list, parts, e) + recompute_gradient_bytes(in);
+    layers = 2 * in.model.llm.num_layers * layer + 4 * tokens * e * in.model.llm.hidden_size +
+             e * parts.llm_layer_numel;
+  }
+  return kGraphPoolPerTransient * encoders + layers;
 }
 
 int64_t activation_bytes(const PlanInputs& in, const ParameterList& list, const TrainableParts& parts) {
@@ -363,7 +392,7 @@ int64_t activation_bytes(const PlanInputs& in, const ParameterList& list, const 
   const int64_t tiles = in.micro_batch * in.tiles_per_sample;
   const int64_t vit_tokens = tiles * (1 + v.patches_per_side() * v.patches_per_side());
   const int64_t image_tokens = tiles * m.image_tokens_per_tile();
-  const int64_t tokens = image_tokens + in.micro_batch * in.text_tokens;
+  const int64_t tokens = llm_tokens(in);
   const int64_t h = m.llm.hidden_size;
 
   // One layer's saved tensors, and what stays for all layers until the backward pass.
@@ -379,8 +408,9 @@ int64_t activation_bytes(const PlanInputs& in, const ParameterList& list, const 
   const model::sam2::Sam2Config& s = in.sam2;
   const int64_t embedding = s.image_embedding_size() * s.image_embedding_size() * s.d_model;
   const int64_t sam2_decoder = in.micro_batch * kSam2DecoderMaps * embedding * e;
-  // Backward of one recomputed decoder layer: its saved tensors plus gradients of a few [tokens, I] tensors.
-  const int64_t recompute = std::max(llm_layer, vit_layer) + tokens * e * (3 * m.llm.intermediate_size + 4 * h);
+  // Backward of one recomputed layer: its saved tensors plus gradients of a few [tokens, I] tensors. (Graphed
+  // decoder layers do that in their pool, but shapes other than the graphed one run eagerly, so it stays here.)
+  const int64_t recompute = std::max(llm_layer, vit_layer) + recompute_gradient_bytes(in);
 
   // Graphed frozen encoders keep their transients in the graphs' pools (graph_pool_bytes), outside these moments.
   int64_t peak = graphed_vit(in, parts) ? 0 : vit_transient;
@@ -476,7 +506,7 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   plan.host_bytes = 3 * host * 4 + 2 * host * e;
   const TrainableParts parts = trainable_parts(params.all);
   plan.activation_bytes = activation_bytes(in, list, parts);
-  plan.graph_pool_bytes = graph_pool_bytes(in, parts);
+  plan.graph_pool_bytes = graph_pool_bytes(in, list, parts);
   plan.buffer_bytes = kSlackBytes;
   plan.device_total_bytes = plan.weights_bytes + plan.gradient_bytes + plan.optimizer_device_bytes +
                             plan.activation_bytes + plan.graph_pool_bytes + plan.buffer_bytes;

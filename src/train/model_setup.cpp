@@ -80,6 +80,7 @@ model::Sa2VAModel build_model(const ModelShapes& shapes, const TrainConfig& conf
   }
   net->set_activation_checkpointing(shapes.sa2va.activation_checkpointing);
   net->vision_model->cuda_graphs = config.model.cuda_graphs;
+  net->language_model->model->cuda_graphs = config.model.cuda_graphs;
   net->grounding_encoder->sam2_model()->cuda_graphs = config.model.cuda_graphs;
   return net;
 }

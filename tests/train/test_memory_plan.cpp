@@ -232,6 +232,29 @@ TEST(MemoryPlanActivations, CudaGraphsReserveTheFrozenEncodersWorkingSets) {
   EXPECT_EQ(train::plan_memory(in).graph_pool_bytes, 3 * 25190400);
 }
 
+// With checkpointing, each decoder layer's two graphs keep about one layer's recompute + backward in the pool
+// (as measured, memory_plan.cpp), and they add static buffers. sa2va-4b (H 2048, I 11008, 16 heads of 128, LoRA
+// r 128 with dropout on all 7 linears), one tile + 64 text tokens = 320 tokens, bf16. Saved per token by one
+// layer: norms 2·(4·2048 + 4) = 16,392; attention 4·2·2048 + 4·16 + 2·2·128 = 16,960; SwiGLU 3·2·11008 = 66,048;
+// adapters (2·128 + 3·width each) on width 2048 ×6 = 38,400 and on 11008 ×1 = 33,280: 171,080 B, ×320 =
+// 54,745,600; gradients 320·2·(3·11008 + 4·2048) = 26,378,240. Buffers: 4 · 320 · 2 · 2048 = 5,242,880, and one
+// layer's LoRA gradients 2 · 6,651,904 elements.
+TEST(MemoryPlanActivations, CudaGraphsOfCheckpointedLayersReserveOneLayersBackward) {
+  auto in = inputs_for("sa2va-4b", "hiera-large");
+  in.tiles_per_sample = 1;
+  in.text_tokens = 64;
+  in.model.activation_checkpointing = true;
+  ASSERT_EQ(in.model.llm.hidden_size, 2048);
+  ASSERT_EQ(in.model.llm.intermediate_size, 11008);
+  ASSERT_EQ(in.model.llm.num_layers, 36);
+  ASSERT_EQ(in.model.lora.r, 128);
+  ASSERT_GT(in.model.lora.dropout, 0);
+  in.cuda_graphs = true;
+  const train::MemoryPlan graphed = train::plan_memory(in);
+  const int64_t encoders = 25190400 + 301989888, layer = 54745600 + 26378240;
+  EXPECT_EQ(graphed.graph_pool_bytes, 3 * encoders + 2 * 36 * layer + 5242880 + 2 * 6651904);
+}
+
 // sa2va-1b, 4 samples of 13 tiles (3392 tokens each) without checkpointing: ~36 GiB of activations. Only
 // checkpointing is needed on a 24 GiB GPU (margin 1 + 1.2 GiB): it is the first and only suggestion.
 TEST(MemoryPlanAdvice, CheckpointingFirstWhenItIsEnough) {

@@ -25,6 +25,22 @@ class GradAccumulatedHook {
   uintptr_t key_ = 0;
 };
 
+// While alive, autograd makes new gradient accumulators for PARAMS (on the stream current when they are first
+// used) and forgets their own; destroying it puts their own back (with the hooks on them). For recording a
+// backward pass as a CUDA graph: an accumulator remembers the stream it was made on (the default stream, before
+// any graph), and autograd's sync with that stream from a capturing stream breaks the capture.
+class FreshGradAccumulators {
+ public:
+  explicit FreshGradAccumulators(std::vector<at::Tensor> params);
+  ~FreshGradAccumulators();
+  FreshGradAccumulators(const FreshGradAccumulators&) = delete;
+  FreshGradAccumulators& operator=(const FreshGradAccumulators&) = delete;
+
+ private:
+  std::vector<at::Tensor> params_;
+  std::vector<std::shared_ptr<void>> own_;  // torch::autograd::Node, type-erased as in GradAccumulatedHook
+};
+
 // softmax(q kᵀ · scale + mask) v over the last two dimensions ([..., L, E] × [..., S, E] → [..., L, Ev]).
 // 2.x: at::scaled_dot_product_attention (flash / memory-efficient kernels on the GPU); 1.13 has none, so the
 // same arithmetic is spelled out with matmul + softmax. `mask`: bool (true = attend) or additive float,

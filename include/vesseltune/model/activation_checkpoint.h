@@ -26,4 +26,9 @@ std::vector<at::Tensor> checkpoint(CheckpointFn fn, const std::vector<at::Tensor
 
 at::Tensor checkpoint(const std::function<at::Tensor(const at::Tensor&)>& fn, const at::Tensor& input);
 
+// The state of the generator that dropout on DEVICE draws from (the CPU's for nullopt), and setting it back:
+// a recomputation that starts from the same state draws the same masks.
+at::Tensor rng_state(const c10::optional<at::Device>& device);
+void set_rng_state(const c10::optional<at::Device>& device, const at::Tensor& state);
+
 }  // namespace vesseltune::model

@@ -11,11 +11,17 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include "vesseltune/model/checkpoint_graphs.h"
 #include "vesseltune/model/config.h"
 #include "vesseltune/model/lora_linear.h"
 #include "vesseltune/model/rms_norm.h"
 
 namespace vesseltune::model {
+
+// With CUDA graphs of the layers, the sequence is padded at its end to a multiple of this many tokens: graphs are
+// recorded per token count, and prompts differ in length. Causal attention keeps the padding out of the real
+// tokens (none attends to a later one), and the padded positions' outputs are dropped.
+constexpr int64_t kGraphTokenBucket = 64;
 
 // The attention pattern of a batch: causal, plus padded keys hidden when a padding mask is given.
 struct AttentionMask {
@@ -67,6 +73,9 @@ class Qwen2ModelImpl : public torch::nn::Module {
 
   // Recompute each decoder layer in the backward pass instead of keeping its activations.
   bool activation_checkpointing = false;
+  // With checkpointing, on a GPU and without padding: replay the layers as CUDA graphs (checkpoint_graphs.h), on
+  // the sequence padded to a multiple of kGraphTokenBucket.
+  bool cuda_graphs = false;
 
   torch::nn::Embedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
@@ -74,6 +83,7 @@ class Qwen2ModelImpl : public torch::nn::Module {
 
  private:
   LlmConfig config_;
+  CheckpointGraphs layer_graphs_;
 };
 TORCH_MODULE(Qwen2Model);
 

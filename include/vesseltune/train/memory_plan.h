@@ -24,7 +24,8 @@ struct PlanInputs {
   int64_t text_tokens = 64;       // tokens other than image tokens per sample
   optim::ZeroConfig zero;         // stage, offload (none|cpu), bucket size
   bool bf16 = true;               // model weights and activations in bf16 (else fp32)
-  bool cuda_graphs = false;       // model.cuda_graphs: frozen encoders replay as CUDA graphs (pools reserved)
+  bool cuda_graphs = false;       // model.cuda_graphs: frozen encoders and checkpointed decoder layers replay as
+                                  // CUDA graphs (pools reserved)
 };
 
 // One parameter of the whole Sa2VA model as Sa2VAModel registers it (after apply_lora when
@@ -43,7 +44,8 @@ struct MemoryPlan {
   int64_t gradient_bytes = 0;          // flat gradient buffer + reduced shard (stage >= 1)
   int64_t optimizer_device_bytes = 0;  // fp32 master + moments on the device (0 with offload cpu)
   int64_t activation_bytes = 0;        // estimated peak of one micro-step's forward + backward beyond the above
-  int64_t graph_pool_bytes = 0;        // CUDA graphs' pools: the frozen encoders' forward working sets (est.)
+  int64_t graph_pool_bytes = 0;        // CUDA graphs' pools and static buffers (est.): the frozen encoders'
+                                       // forward and a checkpointed decoder layer's recompute + backward
   int64_t buffer_bytes = 0;            // CUDA library workspaces and allocator slack (calibrated constant)
   int64_t device_total_bytes = 0;
   int64_t host_bytes = 0;              // pinned host memory per rank: offloaded optimizer state and staging

@@ -31,8 +31,9 @@ struct ModelSettings {
   double lora_alpha = 16;
   double lora_dropout = 0.05;
   bool activation_checkpointing = false;
-  // On GPUs, the frozen image encoders (InternViT, SAM2's) replay as CUDA graphs, one per input shape: far fewer
-  // host launches per step; their working memory stays reserved (the memory plan counts it).
+  // On GPUs, the frozen image encoders (InternViT, SAM2's) and, with activation checkpointing, the decoder layers
+  // replay as CUDA graphs, one per input shape: far fewer host launches per step; their working memory stays
+  // reserved (the memory plan counts it).
   bool cuda_graphs = true;
   // Key prefixes trained in full besides Sa2VA's set (comma-separated), e.g. the SAM2 image encoder when
   // SAM2's weights are random: grounding_encoder.sam2_model.image_encoder
