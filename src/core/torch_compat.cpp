@@ -236,6 +236,12 @@ CudaGraph::CudaGraph() : state_(std::make_unique<State>()) {}
 CudaGraph::~CudaGraph() = default;
 bool CudaGraph::captured() const { return state_->captured; }
 
+std::vector<int64_t> CudaGraph::key_of(const at::Tensor& input) {
+  std::vector<int64_t> key(input.sizes().begin(), input.sizes().end());
+  key.push_back(static_cast<int64_t>(input.scalar_type()));
+  return key;
+}
+
 void CudaGraph::capture(const std::function<void()>& work, const CudaGraph* share_pool_with) {
   VT_CHECK(!state_->captured, "CUDA graph: captured already");
 #ifdef VESSELTUNE_TORCH_HAS_CUDA

@@ -35,12 +35,6 @@ CheckpointGraphs::~CheckpointGraphs() = default;
 
 namespace {
 
-std::vector<int64_t> shape_key(const at::Tensor& t) {
-  std::vector<int64_t> key(t.sizes().begin(), t.sizes().end());
-  key.push_back(static_cast<int64_t>(t.scalar_type()));
-  return key;
-}
-
 // One replayed layer, from its forward to its backward.
 struct LayerReplay : torch::CustomClassHolder {
   LayerReplay(CheckpointGraphs::Shape* s, CheckpointGraphs::LayerGraph* l, at::Device d)
@@ -108,7 +102,7 @@ void capture_layer(CheckpointGraphs::Shape& shape, CheckpointGraphs::LayerGraph&
     if (!p.requires_grad()) continue;
     layer.params.push_back(p);
     layer.param_data.push_back(p.data_ptr());
-    const std::vector<int64_t> key = shape_key(p);
+    const std::vector<int64_t> key = compat::CudaGraph::key_of(p);
     std::vector<at::Tensor>& buffers = shape.param_grads[key];
     const size_t k = taken[key]++;
     if (k == buffers.size()) buffers.push_back(at::zeros_like(p, at::MemoryFormat::Contiguous));
@@ -150,7 +144,7 @@ at::Tensor CheckpointGraphs::run(size_t index, const torch::nn::Module& module, 
                                  const at::Tensor& x, const std::vector<at::Tensor>& constants) {
   VT_CHECK(can_replay(x), "CUDA graphs of a checkpointed layer need grad mode on and a GPU input, got one on ",
            x.device());
-  std::unique_ptr<Shape>& shape = shapes_[shape_key(x)];
+  std::unique_ptr<Shape>& shape = shapes_[compat::CudaGraph::key_of(x)];
   if (!shape) shape = std::make_unique<Shape>();
   if (shape->layers.size() <= index) shape->layers.resize(index + 1);
   std::unique_ptr<LayerGraph>& layer = shape->layers[index];

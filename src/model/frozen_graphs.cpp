@@ -19,9 +19,7 @@ std::vector<at::Tensor> FrozenGraphs::run(const at::Tensor& input, const Forward
   VT_CHECK(input.is_cuda(), "CUDA graphs: the input must be on a GPU, got ", input.device());
   VT_CHECK(!input.requires_grad(), "CUDA graphs replay frozen modules only; the input requires a gradient");
   c10::NoGradGuard no_grad;
-  std::vector<int64_t> key(input.sizes().begin(), input.sizes().end());
-  key.push_back(static_cast<int64_t>(input.scalar_type()));
-  std::unique_ptr<Shape>& shape = shapes_[key];
+  std::unique_ptr<Shape>& shape = shapes_[compat::CudaGraph::key_of(input)];
   if (!shape) shape = std::make_unique<Shape>();
   if (shape->eager_runs == 0) {  // a shape seen once (e.g. the last, smaller batch of an epoch) costs no graph
     ++shape->eager_runs;

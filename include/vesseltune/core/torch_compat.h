@@ -101,6 +101,8 @@ class CudaGraph {
   ~CudaGraph();
   CudaGraph(const CudaGraph&) = delete;
   CudaGraph& operator=(const CudaGraph&) = delete;
+  // A graph serves inputs of one shape and dtype: the key to keep graphs by input (sizes, then the dtype).
+  static std::vector<int64_t> key_of(const at::Tensor& input);
   // Runs WORK once on a side stream (lazy library state, e.g. cuBLAS workspaces, is set up outside the graph),
   // then records it. WORK must not wait for the host (no .item(), no copies to pageable memory); what it
   // allocates while recorded comes from this graph's pool, or from SHARE_POOL_WITH's (a captured graph).
