@@ -13,7 +13,9 @@
 # $OUT/runs.tgz (refreshed after every run, so a cut-off job still returns what it measured); runs that would start
 # after BUDGET_S seconds are skipped; the table (bench/perf_table.py) is printed last and kept in $OUT/table.txt.
 # RATIOS="0.5 ..." adds ZeRO-2 + CPU offload runs on each of GPUS with that share of the optimizer state on the host
-# (zero.offload_ratio); BUCKETS="50000000 ..." adds runs on the last of GPUS with those bucket sizes.
+# (zero.offload_ratio); BUCKETS="50000000 ..." adds runs on the last of GPUS with those bucket sizes. DELAYED=1 repeats
+# every ZeRO-2 + CPU offload run (ratios included) with the host update delayed by one step (zero.delayed_update,
+# from the first step: the warm-up steps are not measured anyway). PEER=0 leaves the peer out.
 # E.g. MODELS=sa2va-4b GPUS="1 2 4" BUDGET_S=500 bash bench/gpu_perf.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -47,12 +49,19 @@ for model in $MODELS; do
   vesseltune "$model-none-1gpu" "$model" 1 none 1
   # The peer gets vesseltune's sequence length (the tiny tokenizer's prompt is longer than Qwen's).
   tokens=$(python3 -c "import json; print(round(json.load(open('$RUNS/$model-none-1gpu.json'))['tokens_per_sample']))" 2>/dev/null || echo 282)
-  peer "$model-peer-gpu-1gpu" "$model" 1 gpu $((tokens - 256))
-  for gpus in $GPUS; do vesseltune "$model-cpu-${gpus}gpu" "$model" "$gpus" cpu 1; done
-  # Part of the optimizer state kept on the GPU (DeepSpeed's offload_optimizer.ratio), each GPU count in GPUS.
-  for ratio in $RATIOS; do
-    for gpus in $GPUS; do
-      vesseltune "$model-cpu-${gpus}gpu-ratio$ratio" "$model" "$gpus" cpu 1 --set zero.offload_ratio="$ratio"
+  [ "${PEER:-1}" = 1 ] && peer "$model-peer-gpu-1gpu" "$model" 1 gpu $((tokens - 256))
+  delays=("")
+  [ "${DELAYED:-0}" = 1 ] && delays+=("-delayed")
+  for delay in "${delays[@]}"; do
+    delayed=()
+    [ -n "$delay" ] && delayed=(--set zero.delayed_update=true --set zero.delayed_update_warmup=0)
+    for gpus in $GPUS; do vesseltune "$model-cpu-${gpus}gpu$delay" "$model" "$gpus" cpu 1 "${delayed[@]}"; done
+    # Part of the optimizer state kept on the GPU (DeepSpeed's offload_optimizer.ratio), each GPU count in GPUS.
+    for ratio in $RATIOS; do
+      for gpus in $GPUS; do
+        vesseltune "$model-cpu-${gpus}gpu-ratio$ratio$delay" "$model" "$gpus" cpu 1 --set zero.offload_ratio="$ratio" \
+          "${delayed[@]}"
+      done
     done
   done
   # ZeRO-2 bucket sizes other than the recipe's 5e8 (DeepSpeed's reduce_bucket_size), on the most GPUs.

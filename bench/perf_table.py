@@ -70,14 +70,19 @@ for model in models:
         run = runs.get(f"{model}-cpu-{gpus}gpu")
         check(f"exposed optimizer share, offload cpu, {gpus} GPU(s)",
               100 * run["optimizer_exposed_share"] if run else None, 10, higher=False, unit="%")
-    # Runs with part of the optimizer state on the GPU (RATIOS): the same two targets, per run.
+    # Runs with part of the optimizer state on the GPU (RATIOS) or a delayed host update (DELAYED): the same
+    # targets, per run.
     for name, run in runs.items():
-        if not name.startswith(f"{model}-cpu-") or "-ratio" not in name or not run or "error" in run:
+        variant = "-ratio" in name or "-delayed" in name
+        if not name.startswith(f"{model}-cpu-") or not variant or not run or "error" in run:
             continue
         check(f"exposed optimizer share, {name[len(model) + 1:]}", 100 * run["optimizer_exposed_share"], 10,
               higher=False, unit="%")
         if "-4gpu-" in name and peer:
             check(f"{name[len(model) + 1:]}: per GPU / peer's 1 GPU", per_gpu(run) / peer, 2.0, unit="x")
+        if "-4gpu-" in name and model == "sa2va-4b":
+            check(f"{name[len(model) + 1:]}: peak GPU memory per rank (GB)", max(run["gpu_peak_gib"]) * 2**30 / 1e9, 12,
+                  higher=False, unit=" GB")
     run = runs.get(f"{model}-cpu-4gpu")
     if model == "sa2va-4b":
         peer_peak = runs.get(f"{model}-peer-gpu-1gpu") or {}

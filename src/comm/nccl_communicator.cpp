@@ -73,7 +73,9 @@ struct NcclCommunicator::State {
   int device = 0;
   ncclComm_t comm = nullptr;
   cudaStream_t comm_stream = nullptr;
-  cudaStream_t copy_stream = nullptr;
+  // One copy stream per direction: a GPU's two copy engines then move gradients out and parameters in at once.
+  cudaStream_t copy_to_host_stream = nullptr;
+  cudaStream_t copy_to_device_stream = nullptr;
 
   // Orders `stream` after the caller's compute stream and after `after`. The event is per call because
   // autograd's device thread and the main thread both launch operations.
@@ -110,7 +112,8 @@ NcclCommunicator::NcclCommunicator(World world, std::shared_ptr<CollectiveWatchd
   check_nccl(ncclCommInitRank(&state_->comm, world_.size, id, world_.rank),
              "ncclCommInitRank on " + world_.describe(world_.rank));
   check_cuda(cudaStreamCreateWithFlags(&state_->comm_stream, cudaStreamNonBlocking), "cudaStreamCreate");
-  check_cuda(cudaStreamCreateWithFlags(&state_->copy_stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_cuda(cudaStreamCreateWithFlags(&state_->copy_to_host_stream, cudaStreamNonBlocking), "cudaStreamCreate");
+  check_cuda(cudaStreamCreateWithFlags(&state_->copy_to_device_stream, cudaStreamNonBlocking), "cudaStreamCreate");
   if (watchdog_) {
     watchdog_->add_before_abort([comm = state_->comm] { ncclCommAbort(comm); });
   }
@@ -118,10 +121,12 @@ NcclCommunicator::NcclCommunicator(World world, std::shared_ptr<CollectiveWatchd
 
 NcclCommunicator::~NcclCommunicator() {
   cudaStreamSynchronize(state_->comm_stream);
-  cudaStreamSynchronize(state_->copy_stream);
+  cudaStreamSynchronize(state_->copy_to_host_stream);
+  cudaStreamSynchronize(state_->copy_to_device_stream);
   ncclCommDestroy(state_->comm);
   cudaStreamDestroy(state_->comm_stream);
-  cudaStreamDestroy(state_->copy_stream);
+  cudaStreamDestroy(state_->copy_to_host_stream);
+  cudaStreamDestroy(state_->copy_to_device_stream);
 }
 
 at::Device NcclCommunicator::device() const { return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(state_->device)); }
@@ -206,10 +211,10 @@ WorkPtr NcclCommunicator::copy(at::Tensor& destination, const at::Tensor& source
   VT_CHECK(destination.nbytes() == source.nbytes() && destination.scalar_type() == source.scalar_type(),
            "copy: destination and source differ in size or dtype");
   VT_CHECK(destination.is_contiguous() && source.is_contiguous(), "copy: tensors must be contiguous");
-  state_->order(state_->copy_stream, after);
-  auto work = std::make_shared<StreamWork>(state_->copy_stream);
-  check_cuda(cudaMemcpyAsync(destination.data_ptr(), source.data_ptr(), source.nbytes(), cudaMemcpyDefault,
-                             state_->copy_stream),
+  const cudaStream_t stream = destination.is_cuda() ? state_->copy_to_device_stream : state_->copy_to_host_stream;
+  state_->order(stream, after);
+  auto work = std::make_shared<StreamWork>(stream);
+  check_cuda(cudaMemcpyAsync(destination.data_ptr(), source.data_ptr(), source.nbytes(), cudaMemcpyDefault, stream),
              "cudaMemcpyAsync");
   work->finish();
   return work;

@@ -9,6 +9,8 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <mutex>
 #include <set>
 #include <vector>
 
@@ -102,6 +104,20 @@ at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   at::Tensor x32 = x.scalar_type() == at::kDouble ? x : x.to(at::kFloat);  // double stays double (references)
   at::Tensor normed = x32 * at::rsqrt(x32.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
+#endif
+}
+
+bool fused_adamw(at::Tensor master, at::Tensor exp_avg, at::Tensor exp_avg_sq, at::Tensor grad, const at::Tensor& step,
+                 const at::Tensor& grad_divisor, double lr, double beta1, double beta2, double weight_decay, double eps) {
+#if TORCH_VERSION_MAJOR >= 2 && defined(VESSELTUNE_TORCH_HAS_CUDA)
+  if (!master.is_cuda()) return false;
+  at::_fused_adamw_({master}, {grad}, {exp_avg}, {exp_avg_sq}, /*max_exp_avg_sqs=*/{}, {step}, lr, beta1, beta2,
+                    weight_decay, eps, /*amsgrad=*/false, /*maximize=*/false, grad_divisor, /*found_inf=*/c10::nullopt);
+  return true;
+#else
+  (void)master, (void)exp_avg, (void)exp_avg_sq, (void)grad, (void)step, (void)grad_divisor;
+  (void)lr, (void)beta1, (void)beta2, (void)weight_decay, (void)eps;
+  return false;
 #endif
 }
 
@@ -242,12 +258,35 @@ std::vector<int64_t> CudaGraph::key_of(const at::Tensor& input) {
   return key;
 }
 
+#ifdef VESSELTUNE_TORCH_HAS_CUDA
+namespace {
+// One stream per device for every capture, made once and kept for the process (as torch.cuda.graph's
+// default_capture_stream): the caching allocator reuses a freed block only on the stream it was allocated on, so
+// graphs that share a pool reuse each other's memory only when they were captured on the same stream.
+// getStreamFromPool() rotates over 32 streams, which left most of a shared pool's blocks unusable to the next
+// capture.
+c10::cuda::CUDAStream capture_stream() {
+  static std::mutex mutex;
+  static std::map<c10::DeviceIndex, cudaStream_t> streams;
+  const c10::DeviceIndex device = c10::cuda::current_device();
+  std::lock_guard<std::mutex> lock(mutex);
+  cudaStream_t& stream = streams[device];
+  if (stream == nullptr) {
+    const cudaError_t status = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    VT_CHECK(status == cudaSuccess, "CUDA graph: cannot create a capture stream on device ", static_cast<int>(device),
+             ": ", cudaGetErrorString(status));
+  }
+  return c10::cuda::getStreamFromExternal(stream, device);
+}
+}  // namespace
+#endif
+
 void CudaGraph::capture(const std::function<void()>& work, const CudaGraph* share_pool_with) {
   VT_CHECK(!state_->captured, "CUDA graph: captured already");
 #ifdef VESSELTUNE_TORCH_HAS_CUDA
   VT_CHECK(share_pool_with == nullptr || share_pool_with->captured(), "CUDA graph: the pool to share is not captured");
   const c10::cuda::CUDAStream current = c10::cuda::getCurrentCUDAStream();
-  const c10::cuda::CUDAStream side = c10::cuda::getStreamFromPool();
+  const c10::cuda::CUDAStream side = capture_stream();
   at::cuda::CUDAEvent inputs_ready;
   inputs_ready.record(current);
   inputs_ready.block(side);

@@ -157,9 +157,11 @@ at::Tensor CheckpointGraphs::run(size_t index, const torch::nn::Module& module, 
     return eager();
   }
   if (!layer->forward.captured()) {
-    if (graphed_shape_ && graphed_shape_ != shape.get()) return eager();  // one shape only (see the header)
+    if (!shape->input.defined()) {  // the shape's first capture (it makes the shape's buffers)
+      if (graphed_shapes_ == kMaxGraphedShapes) return eager();
+      ++graphed_shapes_;
+    }
     capture_layer(*shape, *layer, module, forward, x, constants, pool_owner_);
-    graphed_shape_ = shape.get();
   }
   for (size_t i = 0; i < layer->params.size(); ++i) {  // the graphs read the memory they were captured with
     VT_CHECK(layer->params[i].data_ptr() == layer->param_data[i], "CUDA graphs of checkpointed layer ", index,

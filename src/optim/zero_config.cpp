@@ -25,6 +25,7 @@ std::string ZeroConfig::describe() const {
   std::ostringstream out;
   out << "stage " << stage << ", overlap_comm " << overlap_comm << ", offload " << to_string(offload);
   if (offload == OffloadDevice::cpu && offload_ratio != 1.0) out << " ratio " << offload_ratio;
+  if (delayed_update) out << " delayed after " << delayed_update_warmup;
   out << ", pin_memory "
       << pin_memory << ", bucket " << reduce_bucket_numel << ", clip " << gradient_clipping << ", betas " << beta1 << "/"
       << beta2 << ", eps " << eps << ", weight_decay " << weight_decay;
@@ -42,6 +43,9 @@ void ZeroConfig::validate() const {
   VT_CHECK(weight_decay >= 0, "weight_decay must be >= 0, got ", weight_decay);
   VT_CHECK(offload_ratio > 0 && offload_ratio <= 1, "offload_optimizer.ratio must lie in (0, 1], got ", offload_ratio,
            " (offload_optimizer.device none keeps all of the state on the device)");
+  VT_CHECK(!delayed_update || offload == OffloadDevice::cpu,
+           "a delayed update delays the host part of the optimizer: it needs offload_optimizer.device cpu");
+  VT_CHECK(delayed_update_warmup >= 0, "delayed_update_warmup must be >= 0, got ", delayed_update_warmup);
   VT_CHECK(optimizer_threads >= 0, "optimizer_threads must be >= 0, got ", optimizer_threads);
 }
 

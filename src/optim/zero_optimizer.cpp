@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <sstream>
+#include <utility>
 
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/log.h"
@@ -34,8 +35,8 @@ std::string describe_tensors(const std::vector<NamedParameter>& parameters) {
   return out.str();
 }
 
-// AdamW with tensor operations, on any device: the path without offload. Same arithmetic as the host kernel
-// and torch::optim::AdamW.
+// AdamW on the device's part of the state: torch's fused kernel on a GPU (one pass over the state), tensor operations
+// elsewhere. Same arithmetic as the host kernel and torch::optim::AdamW.
 // The device path works through a shard in chunks of this many elements: its fp32 temporaries (the converted
 // gradient, AdamW's denominator) then stay at a few hundred MB instead of several times the shard (a 500M-element
 // bucket of sa2va-4b made 10 GiB of them at one GPU).
@@ -51,10 +52,16 @@ double sum_of_squares_device(const at::Tensor& grad) {
   return total.item<double>();
 }
 
-void adamw_tensors(const AdamWStep& h, at::Tensor master, at::Tensor exp_avg, at::Tensor exp_avg_sq,
-                   const at::Tensor& grad, at::Tensor param_out) {
-  at::Tensor g = grad.to(at::kFloat);
-  if (h.grad_scale != 1.0) g = g * h.grad_scale;
+void adamw_device(const AdamWStep& h, at::Tensor master, at::Tensor exp_avg, at::Tensor exp_avg_sq,
+                  const at::Tensor& grad, at::Tensor param_out) {
+  at::Tensor g = grad.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true);  // the fused kernel writes into it
+  const auto scalar = g.options();
+  if (compat::fused_adamw(master, exp_avg, exp_avg_sq, g, at::full({}, static_cast<double>(h.step), scalar),
+                          at::full({}, 1.0 / h.grad_scale, scalar), h.lr, h.beta1, h.beta2, h.weight_decay, h.eps)) {
+    param_out.copy_(master);
+    return;
+  }
+  if (h.grad_scale != 1.0) g.mul_(h.grad_scale);
   if (h.weight_decay != 0.0) master.mul_(1.0 - h.lr * h.weight_decay);
   const double bias_correction1 = 1.0 - std::pow(h.beta1, static_cast<double>(h.step));
   const double bias_correction2 = 1.0 - std::pow(h.beta2, static_cast<double>(h.step));
@@ -112,7 +119,7 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
   sharded_ = config_.stage >= 1;
   const int64_t shard = layout_.shard_numel();
   host_numel_ = config_.host_state_numel(shard);
-  staging_ = host_numel_ > 0 && !device.is_cpu();
+  staging_ = host_numel_ > 0 && (!device.is_cpu() || config_.delayed_update);
   const auto model_options = at::TensorOptions().dtype(model_dtype_).device(device);
 
   // Flat buffers; each parameter becomes a view of its place in them.
@@ -130,9 +137,11 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
     }
   }
   grad_shard_ = sharded_ ? at::zeros({shard}, model_options) : flat_grads_;
-  host_grads_ = staging_ ? comm_.empty_host(host_numel_, model_dtype_, config_.pin_memory)
-                         : grad_shard_.narrow(0, 0, host_numel_);
-  if (staging_) param_staging_ = comm_.empty_host(host_numel_, model_dtype_, config_.pin_memory);
+  for (int parity = 0; parity < (config_.delayed_update ? 2 : 1); ++parity) {
+    host_grads_.push_back(staging_ ? comm_.empty_host(host_numel_, model_dtype_, config_.pin_memory)
+                                   : grad_shard_.narrow(0, 0, host_numel_));
+    if (staging_) param_staging_.push_back(comm_.empty_host(host_numel_, model_dtype_, config_.pin_memory));
+  }
 
   auto make_state = [](int64_t numel, const at::Device& where) {
     const auto options = at::TensorOptions().dtype(at::kFloat).device(where);
@@ -147,8 +156,14 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
     }
   }
   if (host_numel_ > 0) {
-    pool_ = std::make_unique<HostThreadPool>(config_.optimizer_threads, comm_.world().local_rank,
-                                             comm_.world().local_size);
+    const int local_rank = comm_.world().local_rank, local_size = comm_.world().local_size;
+    int threads = config_.optimizer_threads;
+    if (threads == 0 && config_.delayed_update) {
+      // In the background the update shares the host with the step's launch thread and data workers. Measured on
+      // 4 × H200 with 16 cores per rank (bench/NOTES.md): 4 threads 8.5 samples/s per GPU, 8 threads 7.2, 16 6.8.
+      threads = std::max<int>(1, static_cast<int>(HostThreadPool::share_of_cores(local_rank, local_size).size()) / 4);
+    }
+    pool_ = std::make_unique<HostThreadPool>(threads, local_rank, local_size);
   }
 
   reduce_work_.resize(layout_.buckets().size());
@@ -172,7 +187,9 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
                          : std::string());
 }
 
-ZeroOptimizer::~ZeroOptimizer() = default;
+ZeroOptimizer::~ZeroOptimizer() {
+  if (host_update_.joinable()) host_update_.join();  // unwinding from an error: its own error is not reported
+}
 
 std::vector<ZeroOptimizer::StatePiece> ZeroOptimizer::state_pieces(int64_t offset, int64_t numel) const {
   std::vector<StatePiece> pieces;
@@ -243,7 +260,7 @@ void ZeroOptimizer::launch_reduction(int bucket) {
   const int64_t host = host_prefix(bucket);
   if (staging_ && host > 0) {  // the host part's gradients go to pinned memory as soon as they are reduced
     const int64_t offset = layout_.shard_offset(bucket);
-    at::Tensor target = host_grads_.narrow(0, offset, host);
+    at::Tensor target = host_grads_[parity_].narrow(0, offset, host);
     copy_out_work_[bucket] = comm_.copy(target, grad_shard_.narrow(0, offset, host), reduce_work_[bucket].get());
   }
 }
@@ -266,6 +283,23 @@ StepResult ZeroOptimizer::step(double lr) {
   StepResult result;
   const int buckets = static_cast<int>(layout_.buckets().size());
   const bool device_sync = config_.time_phases && !comm_.device().is_cpu();
+  const bool delayed = config_.delays_step(step_count_ + 1);
+  copy_in_work_.clear();
+  gather_work_.clear();
+
+  // 0. A delayed update: the previous step's host part was updated during this step's forward and backward. Its
+  // parameters are copied in (the copies wait for the backward's kernels) and gathered with this step's device
+  // part. When that update is done already, the copies go now, beside this step's last reductions and copies out;
+  // otherwise after the norm, so that the wait for it comes as late as it can (measured both ways, bench/NOTES.md).
+  std::vector<comm::WorkPtr> copied_in(buckets);
+  double join_ms = 0;  // counted as AdamW time: what the step waited for the host's update
+  const auto join_and_copy_in = [&] {
+    const auto joining = Clock::now();
+    const int done = join_host_update();
+    join_ms += elapsed_ms(joining);
+    for (int b = 0; b < buckets && done >= 0; ++b) copied_in[b] = copy_in(b, done);
+  };
+  if (delayed && host_update_finished_) join_and_copy_in();
 
   // 1. Reduced gradients where AdamW reads them.
   auto started = Clock::now();
@@ -277,7 +311,8 @@ StepResult ZeroOptimizer::step(double lr) {
   }
   for (int b = 0; b < buckets; ++b) {
     reduce_work_[b]->wait();
-    if (copy_out_work_[b]) copy_out_work_[b]->synchronize();
+    // A delayed host update waits for its copies out itself; the device only orders the next writes after them.
+    if (copy_out_work_[b]) delayed ? copy_out_work_[b]->wait() : copy_out_work_[b]->synchronize();
     if (device_sync) reduce_work_[b]->synchronize();
   }
   result.times.reduce_wait_ms = elapsed_ms(started);
@@ -285,10 +320,15 @@ StepResult ZeroOptimizer::step(double lr) {
   // 2. Global norm of the averaged gradient: local sum of squares, one scalar all-reduce (through MPI: this is
   // host-side coordination, whatever the backend of the gradients).
   started = Clock::now();
+  // From a GPU the whole shard is summed there, the host part included (its copy out came from there): the host's
+  // memory bandwidth is what its part of AdamW is short of.
   const int64_t shard = layout_.shard_numel();
+  const int64_t host_summed = staging_ ? 0 : host_numel_;
   double sum_of_squares = 0;
-  if (host_numel_ > 0) sum_of_squares += sum_of_squares_host(host_grads_.data_ptr(), model_dtype_, host_numel_, pool_.get());
-  if (host_numel_ < shard) sum_of_squares += sum_of_squares_device(grad_shard_.narrow(0, host_numel_, shard - host_numel_));
+  if (host_summed > 0) {
+    sum_of_squares += sum_of_squares_host(host_grads_[parity_].data_ptr(), model_dtype_, host_summed, pool_.get());
+  }
+  if (host_summed < shard) sum_of_squares += sum_of_squares_device(grad_shard_.narrow(0, host_summed, shard - host_summed));
   if (sharded_) {
     MPI_Allreduce(MPI_IN_PLACE, &sum_of_squares, 1, MPI_DOUBLE, MPI_SUM, comm_.world().comm);
   }
@@ -302,6 +342,11 @@ StepResult ZeroOptimizer::step(double lr) {
       VT_LOG(warning) << "step " << step_count_ + 1 << " skipped: gradient norm is " << result.grad_norm << " ("
                       << skipped_steps_ << " skipped so far)";
     }
+    if (delayed) {  // the previous step's update was taken: publish it
+      join_and_copy_in();
+      for (int b = 0; b < buckets; ++b) gather(b, copied_in[b]);
+      wait_published(/*host_too=*/false);
+    }
     flat_grads_.zero_();
     return result;
   }
@@ -312,41 +357,95 @@ StepResult ZeroOptimizer::step(double lr) {
 
   // 3. AdamW bucket by bucket; each bucket's parameters go back and are gathered while the next one updates.
   started = Clock::now();
+  AdamWStep base;
+  base.lr = lr;
+  base.beta1 = config_.beta1;
+  base.beta2 = config_.beta2;
+  base.eps = config_.eps;
+  base.step = step_count_;
   // Gradients are sums over ranks: averaging and clipping fold into one scale.
-  const double grad_scale = result.clip_coef / world;
-  copy_in_work_.clear();
-  gather_work_.clear();
+  base.grad_scale = result.clip_coef / world;
   // The device part first: its kernels run while the host updates its part.
-  for (int b = 0; b < buckets; ++b) update_bucket(b, lr, grad_scale, /*host_part=*/false);
-  for (int b = 0; b < buckets; ++b) {
-    update_bucket(b, lr, grad_scale, /*host_part=*/true);
-    comm::WorkPtr copy_in;
-    at::Tensor owned = owned_params(b);
-    const int64_t host = host_prefix(b);
-    if (staging_ && host > 0) {
-      at::Tensor target = owned.narrow(0, 0, host);
-      copy_in = comm_.copy(target, param_staging_.narrow(0, layout_.shard_offset(b), host));
-      copy_in_work_.push_back(copy_in);
-    }
-    if (sharded_) {
-      at::Tensor bucket = bucket_params(b);
-      gather_work_.push_back(comm_.all_gather(owned, bucket, "all-gather bucket " + std::to_string(b), copy_in.get()));
+  for (int b = 0; b < buckets; ++b) update_bucket(b, base, /*host_part=*/false, parity_);
+  if (delayed) {  // this step's host part starts in the background
+    join_and_copy_in();
+    for (int b = 0; b < buckets; ++b) gather(b, copied_in[b]);
+    start_host_update(base);
+    parity_ = 1 - parity_;
+  } else {
+    for (int b = 0; b < buckets; ++b) {
+      update_bucket(b, base, /*host_part=*/true, parity_);
+      gather(b, copy_in(b, parity_));
     }
   }
-  result.times.update_ms = elapsed_ms(started);
+  result.times.update_ms = elapsed_ms(started) + join_ms;
 
   // 4. The next forward pass reads the gathered parameters: order it after them.
   started = Clock::now();
-  for (auto* works : {&copy_in_work_, &gather_work_}) {
-    for (auto& work : *works) {
-      work->wait();
-      if (device_sync) work->synchronize();
-    }
-  }
+  wait_published(device_sync);
   flat_grads_.zero_();
   result.times.gather_wait_ms = elapsed_ms(started);
   result.applied = true;
   return result;
+}
+
+comm::WorkPtr ZeroOptimizer::copy_in(int bucket, int parity) {
+  const int64_t host = host_prefix(bucket);
+  if (!staging_ || host == 0) return nullptr;
+  at::Tensor target = owned_params(bucket).narrow(0, 0, host);
+  copy_in_work_.push_back(comm_.copy(target, param_staging_[parity].narrow(0, layout_.shard_offset(bucket), host)));
+  return copy_in_work_.back();
+}
+
+void ZeroOptimizer::gather(int bucket, const comm::WorkPtr& after) {
+  if (!sharded_) return;
+  at::Tensor all = bucket_params(bucket);
+  gather_work_.push_back(
+      comm_.all_gather(owned_params(bucket), all, "all-gather bucket " + std::to_string(bucket), after.get()));
+}
+
+void ZeroOptimizer::wait_published(bool host_too) {
+  for (auto* works : {&copy_in_work_, &gather_work_}) {
+    for (auto& work : *works) {
+      work->wait();
+      if (host_too) work->synchronize();
+    }
+  }
+}
+
+void ZeroOptimizer::start_host_update(const AdamWStep& base) {
+  VT_CHECK(!host_update_.joinable(), "a delayed host update is already running");
+  host_update_parity_ = parity_;
+  host_update_finished_ = false;
+  // This step's copies out, as they are now: the next backward pass replaces the entries of copy_out_work_.
+  host_update_ = std::thread([this, base, parity = parity_, copies_out = copy_out_work_] {
+    try {
+      for (const comm::WorkPtr& copy : copies_out) {
+        if (copy) copy->synchronize();
+      }
+      for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) update_bucket(b, base, true, parity);
+    } catch (...) {
+      host_update_error_ = std::current_exception();
+    }
+    host_update_finished_ = true;
+  });
+}
+
+int ZeroOptimizer::join_host_update() {
+  if (!host_update_.joinable()) return -1;
+  host_update_.join();
+  const int parity = std::exchange(host_update_parity_, -1);
+  if (host_update_error_) std::rethrow_exception(std::exchange(host_update_error_, nullptr));
+  return parity;
+}
+
+void ZeroOptimizer::finish_delayed_update() {
+  const int done = join_host_update();
+  if (done < 0) return;
+  copy_in_work_.clear();
+  gather_work_.clear();
+  for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) gather(b, copy_in(b, done));
+  wait_published(/*host_too=*/false);
 }
 
 TransferTimes ZeroOptimizer::transfer_times() const {
@@ -358,14 +457,8 @@ TransferTimes ZeroOptimizer::transfer_times() const {
   return {total(reduce_work_), total(copy_out_work_), total(copy_in_work_), total(gather_work_)};
 }
 
-void ZeroOptimizer::update_bucket(int bucket, double lr, double grad_scale, bool host_part) {
-  AdamWStep hyper;
-  hyper.lr = lr;
-  hyper.beta1 = config_.beta1;
-  hyper.beta2 = config_.beta2;
-  hyper.eps = config_.eps;
-  hyper.step = step_count_;
-  hyper.grad_scale = grad_scale;
+void ZeroOptimizer::update_bucket(int bucket, const AdamWStep& base, bool host_part, int parity) {
+  AdamWStep hyper = base;
   for (const auto& segment : layout_.owned_segments()) {
     if (segment.bucket != bucket) continue;
     hyper.weight_decay = groups_[segment.group].weight_decay;
@@ -378,23 +471,24 @@ void ZeroOptimizer::update_bucket(int bucket, double lr, double grad_scale, bool
       at::Tensor exp_avg_sq = state.exp_avg_sq.narrow(0, piece.local_offset, n);
       at::Tensor params = flat_params_.narrow(0, segment.flat_offset + (offset - segment.shard_offset), n);
       if (piece.host) {
-        at::Tensor out = staging_ ? param_staging_.narrow(0, offset, n) : params;
+        at::Tensor out = staging_ ? param_staging_[parity].narrow(0, offset, n) : params;
         adamw_host(hyper, master.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(),
-                   host_grads_.narrow(0, offset, n).data_ptr(), model_dtype_, out.data_ptr(), model_dtype_, n,
+                   host_grads_[parity].narrow(0, offset, n).data_ptr(), model_dtype_, out.data_ptr(), model_dtype_, n,
                    pool_.get());
         continue;
       }
       const at::Tensor grad = grad_shard_.narrow(0, offset, n);
       for (int64_t begin = 0; begin < n; begin += kDeviceChunk) {
         const int64_t m = std::min(kDeviceChunk, n - begin);
-        adamw_tensors(hyper, master.narrow(0, begin, m), exp_avg.narrow(0, begin, m), exp_avg_sq.narrow(0, begin, m),
-                      grad.narrow(0, begin, m), params.narrow(0, begin, m));
+        adamw_device(hyper, master.narrow(0, begin, m), exp_avg.narrow(0, begin, m), exp_avg_sq.narrow(0, begin, m),
+                     grad.narrow(0, begin, m), params.narrow(0, begin, m));
       }
     }
   }
 }
 
 std::vector<StateSpan> ZeroOptimizer::state_spans() {
+  VT_CHECK(!host_update_.joinable(), "optimizer state read while a delayed update is running: finish_delayed_update() first");
   std::vector<StateSpan> spans;
   for (const auto& span : layout_.canonical_spans()) {
     for (const StatePiece& piece : state_pieces(span.shard_offset, span.numel)) {
@@ -409,6 +503,7 @@ std::vector<StateSpan> ZeroOptimizer::state_spans() {
 }
 
 void ZeroOptimizer::publish_master_weights() {
+  VT_CHECK(!host_update_.joinable(), "master weights published while a delayed update is running");
   std::vector<comm::WorkPtr> gathers;
   for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) {
     at::Tensor owned = owned_params(b);
@@ -434,8 +529,8 @@ ZeroOptimizer::Footprint ZeroOptimizer::footprint() const {
   count(flat_grads_);
   if (sharded_) count(grad_shard_);
   if (staging_) {
-    count(host_grads_);
-    count(param_staging_);
+    for (const at::Tensor& t : host_grads_) count(t);
+    for (const at::Tensor& t : param_staging_) count(t);
   }
   for (const ShardState* state : {&host_state_, &device_state_}) {
     count(state->master);

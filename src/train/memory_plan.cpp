@@ -11,8 +11,8 @@
 // giving the padded flat size F and this rank's shard S; ZeroOptimizer then allocates (zero_optimizer.cpp):
 //   device: flat parameters F·e (the trainable weights live there), flat gradients F·e, reduced shard S·e
 //           (stage >= 1), fp32 master + exp_avg + exp_avg_sq 3·(S-H)·4
-//   host:   3·H·4 and the pinned staging of gradients and parameters 2·H·e, where H is the offloaded part of
-//           the shard: 0 (offload none), S (offload cpu), or offload_ratio·S
+//   host:   3·H·4 and the pinned staging of gradients and parameters 2·H·e (twice with zero.delayed_update),
+//           where H is the offloaded part of the shard: 0 (offload none), S (offload cpu), or offload_ratio·S
 // There are no separate communication buckets: buckets are views of the flat buffers.
 //
 // Activations (an estimate). Per micro-step, with b samples of t tiles: N = b·t tiles, M = b·(256·t + text)
@@ -365,10 +365,11 @@ int64_t recompute_gradient_bytes(const PlanInputs& in) {
 
 // The CUDA graphs' private pools keep working sets reserved for the whole run. Measured on one H200 (sa2va-4b +
 // hiera-large, one tile, bench/NOTES.md): the frozen encoders' graphs grew the reserved peak by 0.88 GiB against
-// 0.30 GiB of transients, hence the factor 3; the checkpointed decoder layers' graphs (forward and recompute +
-// backward of each of 36 layers, 320 tokens) by 6.06 GiB, i.e. about one layer's recompute + backward (81 MB here)
-// per graph: the graphs share a pool but hardly reuse each other's blocks. Those graphs also share static buffers
-// outside the pool: input, output and their gradients, and one layer's parameter gradients.
+// 0.30 GiB of transients, hence the factor 3. The checkpointed decoder layers' graphs (forward and recompute +
+// backward of each of 36 layers) are captured on one stream into one pool and reuse each other's blocks: their pool
+// holds about one layer's recompute + backward (the reserved peak +0.06 GiB over eager checkpointing, whose
+// recomputation needed the same). Those graphs also share static buffers outside the pool: input, output and their
+// gradients, and one layer's parameter gradients.
 constexpr int64_t kGraphPoolPerTransient = 3;
 int64_t graph_pool_bytes(const PlanInputs& in, const ParameterList& list, const TrainableParts& parts) {
   const int64_t e = in.bf16 ? 2 : 4;
@@ -378,8 +379,7 @@ int64_t graph_pool_bytes(const PlanInputs& in, const ParameterList& list, const 
   if (graphed_llm(in)) {
     const int64_t tokens = llm_tokens(in);
     const int64_t layer = tokens * llm_layer_bytes_per_token(in, list, parts, e) + recompute_gradient_bytes(in);
-    layers = 2 * in.model.llm.num_layers * layer + 4 * tokens * e * in.model.llm.hidden_size +
-             e * parts.llm_layer_numel;
+    layers = layer + 4 * tokens * e * in.model.llm.hidden_size + e * parts.llm_layer_numel;
   }
   return kGraphPoolPerTransient * encoders + layers;
 }
@@ -409,7 +409,7 @@ int64_t activation_bytes(const PlanInputs& in, const ParameterList& list, const 
   const int64_t embedding = s.image_embedding_size() * s.image_embedding_size() * s.d_model;
   const int64_t sam2_decoder = in.micro_batch * kSam2DecoderMaps * embedding * e;
   // Backward of one recomputed layer: its saved tensors plus gradients of a few [tokens, I] tensors. (Graphed
-  // decoder layers do that in their pool, but shapes other than the graphed one run eagerly, so it stays here.)
+  // decoder layers do that in their pool, but each shape's first sighting runs eagerly, so it stays here.)
   const int64_t recompute = std::max(llm_layer, vit_layer) + recompute_gradient_bytes(in);
 
   // Graphed frozen encoders keep their transients in the graphs' pools (graph_pool_bytes), outside these moments.
@@ -503,7 +503,7 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   plan.weights_bytes = (frozen + flat) * e;
   plan.gradient_bytes = flat * e + (in.zero.stage >= 1 ? shard * e : 0);
   plan.optimizer_device_bytes = 3 * (shard - host) * 4;
-  plan.host_bytes = 3 * host * 4 + 2 * host * e;
+  plan.host_bytes = 3 * host * 4 + (in.zero.delayed_update ? 2 : 1) * 2 * host * e;  // a delayed update: 2 stagings
   const TrainableParts parts = trainable_parts(params.all);
   plan.activation_bytes = activation_bytes(in, list, parts);
   plan.graph_pool_bytes = graph_pool_bytes(in, list, parts);

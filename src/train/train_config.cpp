@@ -84,6 +84,8 @@ void visit_fields(Config& c, Visitor&& v) {
   v("zero.stage", c.zero.stage);
   v("zero.offload_optimizer", c.zero.offload_optimizer);
   v("zero.offload_ratio", c.zero.offload_ratio);
+  v("zero.delayed_update", c.zero.delayed_update);
+  v("zero.delayed_update_warmup", c.zero.delayed_update_warmup);
   v("zero.bucket_numel", c.zero.bucket_numel);
   v("zero.optimizer_threads", c.zero.optimizer_threads);
 
@@ -260,6 +262,8 @@ optim::ZeroConfig TrainConfig::zero_config() const {
   z.stage = c.zero.stage;
   z.offload = optim::parse_offload_device(c.zero.offload_optimizer);
   z.offload_ratio = c.zero.offload_ratio;
+  z.delayed_update = c.zero.delayed_update;
+  z.delayed_update_warmup = c.zero.delayed_update_warmup;
   z.reduce_bucket_numel = c.zero.bucket_numel;
   z.gradient_clipping = c.train.clip_grad;
   z.beta1 = c.train.beta1;
@@ -297,6 +301,9 @@ void TrainConfig::validate() const {
   require(zero.offload_optimizer == "none" || zero.offload_optimizer == "cpu", "zero.offload_optimizer",
           "must be none or cpu, not '" + zero.offload_optimizer + "'");
   require(zero.offload_ratio > 0 && zero.offload_ratio <= 1, "zero.offload_ratio", "must lie in (0, 1]");
+  require(!zero.delayed_update || zero.offload_optimizer == "cpu", "zero.delayed_update",
+          "delays the host part of the optimizer: it needs zero.offload_optimizer cpu");
+  require(zero.delayed_update_warmup >= 0, "zero.delayed_update_warmup", "must be >= 0");
   require(zero.bucket_numel > 0, "zero.bucket_numel", "must be positive");
   require(runtime.collective_timeout_s > 0, "runtime.collective_timeout_s", "must be positive");
   require(!runtime.work_dir.empty(), "runtime.work_dir", "must not be empty");

@@ -201,6 +201,7 @@ void Trainer::log_start() const {
 
 ValidationResult Trainer::run_validation() {
   const auto start = Clock::now();
+  optimizer_->finish_delayed_update();  // validate the model of every step taken
   seed_step(config_.train.seed, state_.step, world_.rank);
   const ValidationResult v = validate(model_, *val_loader_, *encoder_, device_, dtype_, world_);
   last_validated_step_ = state_.step;
@@ -247,6 +248,7 @@ void Trainer::write_run_status(bool stopped) const {
 
 fs::path Trainer::save() {
   const auto start = Clock::now();
+  optimizer_->finish_delayed_update();  // the checkpoint holds every step taken
   last_checkpoint_ = store_->save(state_, config_.to_yaml(), *optimizer_, world_);
   last_saved_step_ = state_.step;
   VT_LOG(info) << "saved checkpoint " << last_checkpoint_.string() << " ("
@@ -474,6 +476,7 @@ TrainingSummary Trainer::run() {
     summary.last_step = state_.step;
     return summary;
   }
+  optimizer_->finish_delayed_update();
   // A run resumed from its last step has nothing left to do but what it may have missed.
   if (!summary.stopped && val_loader_ && last_validated_step_ != state_.step) record_validation(run_validation());
   if (last_saved_step_ != state_.step) save();

@@ -1,8 +1,8 @@
 // CUDA graphs of checkpointed decoder layers (checkpoint_graphs.h): on a GPU, a Qwen2 stack with LoRA and dropout
 // gives the loss and the gradients (LoRA weights and the input) of the same stack trained eagerly without
-// checkpointing, from the same seed, at every sighting of two input shapes in turns: for the first shape seen twice
-// the first sighting (eager checkpointing), the second (capture) and later ones (replays); the other shape stays
-// eager. Equal gradients also show that the recomputation drew the forward's dropout masks, and that the padding to
+// checkpointing, from the same seed, at every sighting of two input shapes in turns: for each shape the first
+// sighting (eager checkpointing), the second (capture) and later ones (replays), the two shapes' graphs sharing one
+// pool. Equal gradients also show that the recomputation drew the forward's dropout masks, and that the padding to
 // a whole bucket of tokens stays out of the real tokens.
 // On the CPU only the refusal is tested.
 #include <gtest/gtest.h>
@@ -76,7 +76,7 @@ void expect_graphs_train_as_eagerly(at::ScalarType dtype, double tolerance) {
   const auto options = at::TensorOptions().device(at::kCUDA, 0);
   const int64_t hidden = vm::testing::small_config().llm.hidden_size;
   // The graphed stack pads to multiples of 64 tokens: 10 and 14 tokens share graphs (captured at step 1); 70 tokens
-  // are a second shape, which stays on eager checkpointing.
+  // are a second shape (eager at step 3, captured at step 5, replayed at step 6).
   const std::vector<int64_t> tokens = {10, 14, 10, 70, 14, 70, 70};
   for (size_t i = 0; i < tokens.size(); ++i) {
     const at::Tensor embeds = torch::randn({1, tokens[i], hidden}, options).to(dtype);

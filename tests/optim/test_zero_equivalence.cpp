@@ -26,14 +26,17 @@ std::string name_of(const testing::TestParamInfo<ZeroSetup>& info) {
          (s.clip > 0 ? "_clip" : "_noclip");
 }
 
-// The reference: torch's own AdamW on the full batch, with the same parameter groups.
+// The reference: torch's own AdamW on the full batch, with the same parameter groups. A stale step takes the
+// gradient at the parameters from before the previous step (a one-step delayed update).
 struct Reference {
-  TinyNet net;
+  TinyNet net, lagged;
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::vector<double> norms;
+  std::vector<torch::Tensor> previous;  // the parameters before the last step
   double clip;
 
-  Reference(const at::Device& device, double clip_norm) : net(make_net(1, device)), clip(clip_norm) {
+  Reference(const at::Device& device, double clip_norm)
+      : net(make_net(1, device)), lagged(make_net(1, device)), clip(clip_norm) {
     std::vector<torch::Tensor> decay, no_decay;
     for (auto& p : net->parameters()) (p.dim() <= 1 ? no_decay : decay).push_back(p);
     std::vector<torch::optim::OptimizerParamGroup> groups;
@@ -43,10 +46,24 @@ struct Reference {
                         std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(kLr).weight_decay(0)));
     optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(kLr));
   }
-  void step(int step_index) {
+  void step(int step_index, bool stale = false) {
+    std::vector<torch::Tensor> before;
+    for (const auto& p : net->parameters()) before.push_back(p.detach().clone());
     const Data data = batch(step_index, net->parameters()[0].device());
     optimizer->zero_grad();
-    torch::mse_loss(net->forward(data.x), data.y).backward();
+    if (stale) {
+      torch::NoGradGuard no_grad;
+      for (size_t i = 0; i < previous.size(); ++i) lagged->parameters()[i].copy_(previous[i]);
+    }
+    {
+      TinyNet& at = stale ? lagged : net;
+      for (auto& p : at->parameters()) p.mutable_grad() = torch::Tensor();
+      torch::mse_loss(at->forward(data.x), data.y).backward();
+    }
+    if (stale) {
+      for (size_t i = 0; i < previous.size(); ++i) net->parameters()[i].mutable_grad() = lagged->parameters()[i].grad().clone();
+    }
+    previous = std::move(before);
     // max_norm infinity measures without clipping
     norms.push_back(torch::nn::utils::clip_grad_norm_(net->parameters(), clip > 0 ? clip : 1e30));
     optimizer->step();
@@ -89,6 +106,46 @@ INSTANTIATE_TEST_SUITE_P(
                     ZeroSetup{2, OffloadDevice::cpu, 2, 0.05, 0.5}, ZeroSetup{1, OffloadDevice::cpu, 1, 0, 0.3},
                     ZeroSetup{0, OffloadDevice::cpu, 1, 0.05, 0.7}),
     name_of);
+
+// ZeRO-Offload's delayed parameter update: exact for the warm-up steps and the first delayed one, then each step's
+// gradient is taken at the parameters of two steps before (the model lags the optimizer by one step until
+// finish_delayed_update()). Sharded and replicated state, clipping active, accumulation 2.
+TEST(ZeroOptimizer, DelayedUpdateTakesEachGradientOneStepLate) {
+  const auto world = comm::World::of(MPI_COMM_WORLD);
+  auto comm = make_comm(world);
+  const at::Device device = comm->device();
+  constexpr int kWarmup = 3, kSteps = 10;
+  for (int stage : {2, 0}) {
+    SCOPED_TRACE("stage " + std::to_string(stage));
+    const ZeroSetup setup{stage, OffloadDevice::cpu, 2, 0.05};
+    ZeroConfig config = zero_config(setup);
+    config.delayed_update = true;
+    config.delayed_update_warmup = kWarmup;
+    Reference reference(device, setup.clip);
+    TinyNet net = make_net(1, device);
+    ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(config), config, *comm);
+    for (int step = 0; step < kSteps; ++step) {
+      const int number = step + 1;
+      reference.step(step, /*stale=*/number >= kWarmup + 2);
+      const auto result = zero_step(net, optimizer, *comm, step, setup.accumulation);
+      ASSERT_TRUE(result.applied);
+      EXPECT_NEAR(result.grad_norm, reference.norms.back(), 1e-5 * reference.norms.back()) << "step " << number;
+      // Until the delay starts the model holds this step's parameters, afterwards the previous step's.
+      TinyNet expected = make_net(1, device);
+      {
+        torch::NoGradGuard no_grad;
+        const auto& source = number <= kWarmup ? reference.net->parameters() : reference.previous;
+        for (size_t i = 0; i < source.size(); ++i) expected->parameters()[i].copy_(source[i]);
+      }
+      expect_close(net, expected, 1e-6, "model after step " + std::to_string(number));
+    }
+    optimizer.finish_delayed_update();
+    expect_close(net, reference.net, 1e-6, "after finish_delayed_update");
+    // What a checkpoint reads is the state of every step taken.
+    EXPECT_EQ(optimizer.step_count(), kSteps);
+    EXPECT_NO_THROW(optimizer.state_spans());
+  }
+}
 
 TEST(ZeroOptimizer, NonFiniteGradientOnOneRankSkipsTheStepOnAllRanks) {
   const auto world = comm::World::of(MPI_COMM_WORLD);

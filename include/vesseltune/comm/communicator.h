@@ -52,8 +52,8 @@ class Communicator {
   virtual WorkPtr broadcast(at::Tensor& tensor, int root, const std::string& label, const Work* after = nullptr) = 0;
   virtual void barrier(const std::string& label) = 0;
 
-  // Copies between device and host memory on the backend's copy stream (so that copies overlap collectives
-  // and compute), after `after` completes. For CPU tensors it is a plain copy.
+  // Copies between device and host memory on the backend's copy streams, one per direction (so that copies
+  // overlap collectives, compute and each other), after `after` completes. For CPU tensors it is a plain copy.
   virtual WorkPtr copy(at::Tensor& destination, const at::Tensor& source, const Work* after = nullptr) = 0;
   // Host memory suited to this backend's copies: page-locked (pinned) for CUDA when `pinned`.
   virtual at::Tensor empty_host(int64_t numel, at::ScalarType dtype, bool pinned) = 0;

@@ -57,6 +57,14 @@ at::Tensor scaled_dot_product_attention(const at::Tensor& q, const at::Tensor& k
 // spelled out.
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
+// One AdamW step in one fused kernel on a GPU (2.x: at::_fused_adamw_, what torch.optim.AdamW(fused=True) runs):
+// MASTER, EXP_AVG and EXP_AVG_SQ (fp32, one shape) are updated in place from GRAD (fp32) divided by GRAD_DIVISOR;
+// STEP (counted from 1) and GRAD_DIVISOR are one-element fp32 tensors on the same device. GRAD is overwritten with
+// GRAD / GRAD_DIVISOR. Returns false, having done nothing, where this LibTorch has no such kernel (1.13) or the
+// tensors are not on a GPU: the caller then runs tensor operations.
+bool fused_adamw(at::Tensor master, at::Tensor exp_avg, at::Tensor exp_avg_sq, at::Tensor grad, const at::Tensor& step,
+                 const at::Tensor& grad_divisor, double lr, double beta1, double beta2, double weight_decay, double eps);
+
 // True when this LibTorch was built with CUDA (tensors can live on a GPU).
 bool torch_has_cuda();
 
@@ -103,8 +111,8 @@ class CudaGraph {
   CudaGraph& operator=(const CudaGraph&) = delete;
   // A graph serves inputs of one shape and dtype: the key to keep graphs by input (sizes, then the dtype).
   static std::vector<int64_t> key_of(const at::Tensor& input);
-  // Runs WORK once on a side stream (lazy library state, e.g. cuBLAS workspaces, is set up outside the graph),
-  // then records it. WORK must not wait for the host (no .item(), no copies to pageable memory); what it
+  // Runs WORK once on the device's capture stream (lazy library state, e.g. cuBLAS workspaces, is set up outside
+  // the graph), then records it. WORK must not wait for the host (no .item(), no copies to pageable memory); what it
   // allocates while recorded comes from this graph's pool, or from SHARE_POOL_WITH's (a captured graph).
   // Only this thread's work is recorded; other threads may use the device meanwhile.
   void capture(const std::function<void()>& work, const CudaGraph* share_pool_with = nullptr);

@@ -14,11 +14,12 @@
 // capture leaves the generator's state as it found it.
 //
 // Static buffers: the input, output, output gradient, input gradient and one set of parameter gradients are shared
-// by all layers of a shape (the layers run one at a time on one stream); results are cloned out of them. The graphs
-// share one private pool, but each keeps about its own working set reserved (measured on an H200, bench/NOTES.md:
-// sa2va-4b, 36 layers at 320 tokens, +6.1 GiB reserved, i.e. one layer's recompute + backward per graph), so only
-// one input shape gets graphs: the first one seen twice (per layer: first sighting eager checkpointing, second
-// capture, then replays). Other shapes run eager checkpointing. The memory plan counts that shape's graphs.
+// by all layers of a shape (the layers run one at a time on one stream); results are cloned out of them. All graphs
+// share one private pool and are captured on one stream, so they reuse each other's blocks: the pool holds about
+// one layer's recompute + backward (measured on an H200, bench/NOTES.md: sa2va-4b, 36 layers at 320 tokens, the
+// reserved peak +0.06 GiB over eager checkpointing). Per layer and shape: first sighting eager checkpointing, second
+// capture, then replays. At most kMaxGraphedShapes shapes get graphs (the caller pads sequences to a few lengths);
+// further shapes run eager checkpointing.
 #include <ATen/Tensor.h>
 #include <torch/nn/module.h>
 
@@ -33,6 +34,9 @@ namespace vesseltune::model {
 
 class CheckpointGraphs {
  public:
+  // Each graphed shape costs its captures (a second or so for a 36-layer LLM) and its static buffers.
+  static constexpr int kMaxGraphedShapes = 16;
+
   CheckpointGraphs();
   ~CheckpointGraphs();
   CheckpointGraphs(const CheckpointGraphs&) = delete;
@@ -56,7 +60,7 @@ class CheckpointGraphs {
  private:
   std::map<std::vector<int64_t>, std::unique_ptr<Shape>> shapes_;  // key: sizes, then the dtype
   const compat::CudaGraph* pool_owner_ = nullptr;                   // the first captured graph
-  const Shape* graphed_shape_ = nullptr;                            // the one shape with graphs
+  int graphed_shapes_ = 0;
 };
 
 }  // namespace vesseltune::model

@@ -19,6 +19,13 @@ struct ZeroConfig {
   // offload_optimizer.ratio); the rest stays on the device and updates there, at the same time. Below 1 it trades
   // device memory (12 bytes per element kept) for a shorter exposed optimizer phase.
   double offload_ratio = 1.0;
+  // offload cpu: one-step delayed update of the host part (ZeRO-Offload's "delayed parameter update", Ren et al.
+  // 2021, §4.3). Step t's host AdamW runs on the host's threads while the device computes step t+1, whose forward
+  // therefore sees the host part's parameters of step t-1. The host update leaves the critical path; the trained
+  // parameters lag one step (the device part, with offload_ratio < 1, does not). The first
+  // delayed_update_warmup steps are exact (the paper delays only after the early, fast-changing steps).
+  bool delayed_update = false;
+  int64_t delayed_update_warmup = 40;
   bool pin_memory = true;                      // pinned host buffers for offload (CUDA)
   int64_t reduce_bucket_numel = 500'000'000;   // elements per bucket (DeepSpeed reduce_bucket_size)
   double gradient_clipping = 1.0;              // max global L2 norm; 0 disables
@@ -26,12 +33,14 @@ struct ZeroConfig {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.0;                   // for the "decay" group; the "no_decay" group uses 0
-  int optimizer_threads = 0;                   // 0: this rank's share of the node's cores
+  int optimizer_threads = 0;                   // 0: the rank's share of the cores (¼ with delayed_update)
   bool time_phases = false;                    // synchronise between phases to report their times (benchmarks)
 
   // Of a rank's SHARD_NUMEL owned elements, how many keep their optimizer state on the host: the first
   // offload_ratio of them with offload cpu (rounded), none without (ZeroOptimizer and the memory plan).
   int64_t host_state_numel(int64_t shard_numel) const;
+  // Whether step number STEP (counted from 1) delays its host update.
+  bool delays_step(int64_t step) const { return delayed_update && step > delayed_update_warmup; }
   // "stage 2, offload cpu, bucket 500000000, clip 1, betas 0.9/0.999, eps 1e-08, wd 0": for logs and fingerprints.
   std::string describe() const;
   // Throws with the field name when a value is out of range.

@@ -10,14 +10,21 @@
 //                                                 clipping folded in) -> [copy in] -> all-gather of parameters
 // With offload, the first offload_ratio of the shard (the buckets reduced first) has its state on the host and
 // crosses PCIe; the rest keeps its state on the device and updates there while the host updates its part.
+// With delayed_update (after its warm-up), step(t) starts the host part's AdamW on a background thread and returns;
+// step(t+1) waits for it, copies its parameters in and gathers them with its own device part. Host gradients and
+// updated host parameters then have two buffers each (one per step parity), so that step t+1's gradients are copied
+// out while step t's update still reads its own.
 // Parameters and gradients live in one flat buffer each (see FlatLayout); each parameter's data and grad are
 // views into them, so autograd accumulates straight into the buffer that is reduced.
 
 #include <ATen/ATen.h>
 
 #include <memory>
+#include <atomic>
+#include <exception>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "vesseltune/comm/communicator.h"
@@ -54,7 +61,8 @@ std::vector<NamedParameter> trainable_parameters(const torch::nn::Module& module
 struct StepTimes {
   double reduce_wait_ms = 0;  // remaining reductions and copies out, after the backward pass
   double norm_ms = 0;         // local sum of squares and the scalar all-reduce
-  double update_ms = 0;       // AdamW over the owned shard (copies in and all-gathers are issued meanwhile)
+  double update_ms = 0;       // AdamW over the owned shard (copies in and all-gathers are issued meanwhile); with
+                              // a delayed update, waiting for the previous step's host part
   double gather_wait_ms = 0;  // remaining copies in and all-gathers
   double total_ms() const { return reduce_wait_ms + norm_ms + update_ms + gather_wait_ms; }
 };
@@ -101,6 +109,10 @@ class ZeroOptimizer {
   StepResult step(double lr);
   // The last applied step's transfers (waits for them to complete). For benchmarks.
   TransferTimes transfer_times() const;
+  // With delayed_update: waits for the host update still running and publishes its parameters on every rank
+  // (collective), so that the model holds every step taken. Call before using the parameters or the state for
+  // anything but the next micro-step (validation, checkpoints, the end of training); a no-op when none is pending.
+  void finish_delayed_update();
 
   const FlatLayout& layout() const { return layout_; }
   const ZeroConfig& config() const { return config_; }
@@ -110,7 +122,7 @@ class ZeroOptimizer {
   int64_t host_state_numel() const { return host_numel_; }  // shard elements whose state is on the host
 
   // Checkpoint interface. Spans are in canonical order, world-size independent. With stage 0 the state is
-  // replicated (every rank returns all of it; one rank should write it).
+  // replicated (every rank returns all of it; one rank should write it). No delayed update may be pending.
   std::vector<StateSpan> state_spans();
   bool state_replicated() const { return config_.stage == 0; }
   void set_step_count(int64_t step) { step_count_ = step; }
@@ -143,7 +155,19 @@ class ZeroOptimizer {
   };
   const ShardState& state_of(const StatePiece& piece) const { return piece.host ? host_state_ : device_state_; }
   int64_t host_prefix(int bucket) const;  // elements of the bucket's owned range whose state is on the host
-  void update_bucket(int bucket, double lr, double grad_scale, bool host_part);
+  // AdamW with hyper-parameters BASE (weight decay by group) on the bucket's host or device part; the host part
+  // reads and writes the buffers of step parity PARITY.
+  void update_bucket(int bucket, const AdamWStep& base, bool host_part, int parity);
+  // Delayed update: the host part of every bucket on a background thread, after the copies out it reads.
+  void start_host_update(const AdamWStep& base);
+  // Waits for it (rethrows its error); returns the parity of the buffers it wrote, or -1 when none was pending.
+  int join_host_update();
+  // Copies the host part's new parameters of BUCKET in from the buffers of PARITY (staging only; else null), and
+  // all-gathers the bucket after AFTER (stage >= 1). The works join copy_in_work_ and gather_work_.
+  comm::WorkPtr copy_in(int bucket, int parity);
+  void gather(int bucket, const comm::WorkPtr& after);
+  // Orders the current stream after those works (and, HOST_TOO, waits for them on the host).
+  void wait_published(bool host_too);
   at::Tensor owned_params(int bucket);
   at::Tensor bucket_params(int bucket);
 
@@ -160,8 +184,11 @@ class ZeroOptimizer {
   at::Tensor flat_params_;   // device, model dtype, padded flat order
   at::Tensor flat_grads_;    // device, model dtype
   at::Tensor grad_shard_;    // device, reduced gradients of the owned shard (aliases flat_grads_ at stage 0)
-  at::Tensor host_grads_;    // the host part's reduced gradients: a view of grad_shard_, or its pinned host copy
-  at::Tensor param_staging_; // pinned host copy of the host part's updated parameters in model dtype (staging only)
+  // By step parity (one buffer without delayed_update): the host part's reduced gradients (a view of grad_shard_,
+  // or their pinned host copy), and its updated parameters in model dtype (staging only).
+  std::vector<at::Tensor> host_grads_;
+  std::vector<at::Tensor> param_staging_;
+  int parity_ = 0;           // the buffers this step's host part uses
   ShardState host_state_;    // shard elements [0, host_numel_)
   ShardState device_state_;  // shard elements [host_numel_, shard)
 
@@ -178,6 +205,12 @@ class ZeroOptimizer {
   std::vector<comm::WorkPtr> copy_out_work_;
   std::vector<comm::WorkPtr> copy_in_work_;
   std::vector<comm::WorkPtr> gather_work_;
+
+  // The delayed host update running in the background, and what it needs to hand back.
+  std::thread host_update_;
+  std::exception_ptr host_update_error_;
+  int host_update_parity_ = -1;
+  std::atomic<bool> host_update_finished_{false};  // set by the thread as it ends: joining will not wait
 
   int64_t step_count_ = 0;
   int64_t skipped_steps_ = 0;

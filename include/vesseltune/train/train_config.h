@@ -89,8 +89,10 @@ struct ZeroSettings {
   int stage = 2;
   std::string offload_optimizer = "cpu";  // none | cpu
   double offload_ratio = 1.0;     // cpu: share of the optimizer state on the host, the rest on the GPU (0, 1]
+  bool delayed_update = false;    // cpu: the host part's update overlaps the next step (one step late)
+  int64_t delayed_update_warmup = 40;  // exact steps before the delayed update starts
   int64_t bucket_numel = 50'000'000;
-  int optimizer_threads = 0;      // 0: this rank's share of the node's cores
+  int optimizer_threads = 0;      // 0: the rank's share of the cores (¼ with delayed_update)
 };
 
 struct RuntimeSettings {
