@@ -60,7 +60,7 @@ class CheckpointGraphs {
  private:
   std::map<std::vector<int64_t>, std::unique_ptr<Shape>> shapes_;  // key: sizes, then the dtype
   const compat::CudaGraph* pool_owner_ = nullptr;                   // the first captured graph
-  int graphed_shapes_ = 0;
+  int graphed_shapes_ = 0;                                          // shapes with graphs, up to kMaxGraphedShapes
 };
 
 }  // namespace vesseltune::model
