@@ -24,6 +24,11 @@ def per_gpu(run):
     return run.get("samples_per_s_per_rank", run.get("samples_per_s_per_gpu"))
 
 
+def peak_gb(run):
+    """The largest allocated peak over the ranks, in GB (1e9 B), as the memory target is stated."""
+    return max(run["gpu_peak_gib"]) * 2**30 / 1e9
+
+
 def fmt(x, digits=2):
     return "-" if x is None else f"{x:.{digits}f}"
 
@@ -81,13 +86,13 @@ for model in models:
         if "-4gpu-" in name and peer:
             check(f"{name[len(model) + 1:]}: per GPU / peer's 1 GPU", per_gpu(run) / peer, 2.0, unit="x")
         if "-4gpu-" in name and model == "sa2va-4b":
-            check(f"{name[len(model) + 1:]}: peak GPU memory per rank (GB)", max(run["gpu_peak_gib"]) * 2**30 / 1e9, 12,
-                  higher=False, unit=" GB")
+            check(f"{name[len(model) + 1:]}: peak GPU memory per rank (GB)", peak_gb(run), 12, higher=False,
+                  unit=" GB")
     run = runs.get(f"{model}-cpu-4gpu")
     if model == "sa2va-4b":
         peer_peak = runs.get(f"{model}-peer-gpu-1gpu") or {}
         check("peak GPU memory per rank, 4 GPUs, ZeRO-2 + offload (GB = 1e9 B)",
-              max(run["gpu_peak_gib"]) * 2**30 / 1e9 if run else None, 12, higher=False, unit=" GB")
+              peak_gb(run) if run else None, 12, higher=False, unit=" GB")
         if run and run.get("gpu_reserved_gib"):
             print(f"          reserved (with CUDA graph pools and cached blocks): "
                   f"{max(run['gpu_reserved_gib']) * 2**30 / 1e9:.2f} GB")

@@ -103,7 +103,7 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
   // A padding mask differs from batch to batch, and the graphs keep what they were captured with.
   const bool graphed = checkpointed && cuda_graphs && !mask.visible.defined() &&
                        CheckpointGraphs::can_replay(inputs_embeds);
-  const int64_t length = graphed ? (tokens + kGraphTokenBucket - 1) / kGraphTokenBucket * kGraphTokenBucket : tokens;
+  const int64_t length = graphed ? graphed_token_count(tokens) : tokens;
   // In the activations' dtype once here, not in every layer (transformers converts them once, too).
   auto [cos32, sin32] = rope_tables(length, config_.head_dim(), config_.rope_theta, inputs_embeds.device());
   const at::Tensor cos = cos32.to(inputs_embeds.scalar_type()), sin = sin32.to(inputs_embeds.scalar_type());

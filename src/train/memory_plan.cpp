@@ -340,8 +340,7 @@ bool graphed_llm(const PlanInputs& in) { return in.cuda_graphs && in.model.activ
 // Tokens through the LLM per micro-step: image tokens of every tile and the text (padded for graphed layers).
 int64_t llm_tokens(const PlanInputs& in) {
   const int64_t tokens = in.tiles_per_sample * in.model.image_tokens_per_tile() + in.text_tokens;
-  const int64_t bucket = graphed_llm(in) ? model::kGraphTokenBucket : 1;
-  return in.micro_batch * ((tokens + bucket - 1) / bucket * bucket);
+  return in.micro_batch * (graphed_llm(in) ? model::graphed_token_count(tokens) : tokens);
 }
 
 // A frozen ViT only passes through: one layer's working set (residual, branch, MLP hidden twice).

@@ -22,6 +22,10 @@ namespace vesseltune::model {
 // recorded per token count, and prompts differ in length. Causal attention keeps the padding out of the real
 // tokens (none attends to a later one), and the padded positions' outputs are dropped.
 constexpr int64_t kGraphTokenBucket = 64;
+// The sequence length graphed layers run at for TOKENS tokens (the memory plan counts the same).
+constexpr int64_t graphed_token_count(int64_t tokens) {
+  return (tokens + kGraphTokenBucket - 1) / kGraphTokenBucket * kGraphTokenBucket;
+}
 
 // The attention pattern of a batch: causal, plus padded keys hidden when a padding mask is given.
 struct AttentionMask {
