@@ -28,16 +28,18 @@
 
 namespace vesseltune::compat {
 
-GradAccumulatedHook::GradAccumulatedHook(const at::Tensor& param, std::function<void()> on_accumulated) {
+GradAccumulatedHook::GradAccumulatedHook(const at::Tensor& param,
+                                         std::function<void(const at::Tensor& added)> on_accumulated) {
   VT_CHECK(param.requires_grad() && param.is_leaf(), "gradient hooks need a leaf tensor that requires grad");
   // The AccumulateGrad node is what DDP hooks too: its post hook runs after param.grad() was updated.
   // (LibTorch 2.x has Tensor::register_post_accumulate_grad_hook; 1.13 has only this route, present in both.)
   std::shared_ptr<torch::autograd::Node> node = torch::autograd::impl::grad_accumulator(param);
   VT_CHECK(node != nullptr, "no grad accumulator for a trainable tensor");
   key_ = node->add_post_hook(std::make_unique<torch::autograd::utils::LambdaPostHook>(
+      // The engine keeps the node's inputs (the gradient it added) for its post hooks.
       [hook = std::move(on_accumulated)](const torch::autograd::variable_list& outputs,
-                                         const torch::autograd::variable_list&) {
-        hook();
+                                         const torch::autograd::variable_list& inputs) {
+        hook(inputs.at(0));
         return outputs;
       }));
   accumulator_ = node;

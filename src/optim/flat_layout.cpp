@@ -22,22 +22,29 @@ FlatLayout::FlatLayout(const std::vector<TensorSpec>& tensors, int64_t bucket_nu
     for (int64_t d : spec.shape) slot.numel *= d;
     VT_CHECK(slot.numel > 0, "trainable tensor '", spec.name, "' is empty");
     VT_CHECK(spec.group >= 0, "trainable tensor '", spec.name, "' has a negative group");
+    VT_CHECK(!spec.sparse_rows || spec.shape.size() == 2, "trainable tensor '", spec.name,
+             "' has sparse row gradients but ", spec.shape.size(), " dimensions instead of 2");
     slot.group = spec.group;
+    slot.sparse_rows = spec.sparse_rows;
     slot.canonical_offset = canonical_numel_;
     canonical_numel_ += slot.numel;
     slots_.push_back(std::move(slot));
   }
 
-  // Fill buckets walking backwards through registration order.
+  // Fill buckets walking backwards through registration order; tensors with sparse row gradients last, alone.
   std::vector<std::vector<int>> members;
   int64_t filled = 0;
   for (int i = static_cast<int>(slots_.size()) - 1; i >= 0; --i) {
+    if (slots_[i].sparse_rows) continue;
     if (members.empty() || (filled > 0 && filled + slots_[i].numel > bucket_numel)) {
       members.emplace_back();
       filled = 0;
     }
     members.back().push_back(i);
     filled += slots_[i].numel;
+  }
+  for (int i = static_cast<int>(slots_.size()) - 1; i >= 0; --i) {
+    if (slots_[i].sparse_rows) members.push_back({i});
   }
 
   for (auto& member : members) {
@@ -60,6 +67,7 @@ FlatLayout::FlatLayout(const std::vector<TensorSpec>& tensors, int64_t bucket_nu
     bucket.padded = (bucket.numel + world_size - 1) / world_size * world_size;
     bucket.group_ranges.back().end = bucket.offset + bucket.padded;
     bucket.slots = member;
+    bucket.sparse_rows = slots_[member.front()].sparse_rows;
     flat_numel_ += bucket.padded;
     buckets_.push_back(std::move(bucket));
   }
@@ -107,7 +115,7 @@ std::string FlatLayout::describe() const {
   for (size_t b = 0; b < buckets_.size(); ++b) {
     const auto& bucket = buckets_[b];
     out << (b ? "; " : "") << "bucket " << b << ": " << bucket.numel << " (+" << bucket.padded - bucket.numel
-        << " pad) [";
+        << " pad" << (bucket.sparse_rows ? ", sparse rows" : "") << ") [";
     for (size_t i = 0; i < bucket.slots.size(); ++i) {
       const auto& slot = slots_[bucket.slots[i]];
       out << (i ? ", " : "") << slot.name << ":g" << slot.group;

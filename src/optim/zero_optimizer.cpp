@@ -1,6 +1,7 @@
 #include "vesseltune/optim/zero_optimizer.h"
 
 #include <torch/nn/module.h>
+#include <torch/nn/modules/embedding.h>
 
 #include <algorithm>
 #include <chrono>
@@ -8,6 +9,7 @@
 #include <sstream>
 #include <utility>
 
+#include "vesseltune/comm/sparse_rows.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/log.h"
 
@@ -24,14 +26,16 @@ std::vector<TensorSpec> tensor_specs(const std::vector<NamedParameter>& paramete
   std::vector<TensorSpec> specs;
   for (const auto& p : parameters) {
     VT_CHECK(p.tensor.defined(), "trainable tensor '", p.name, "' is undefined");
-    specs.push_back(TensorSpec{p.name, p.tensor.sizes().vec(), p.group});
+    specs.push_back(TensorSpec{p.name, p.tensor.sizes().vec(), p.group, p.sparse_rows});
   }
   return specs;
 }
 
 std::string describe_tensors(const std::vector<NamedParameter>& parameters) {
   std::ostringstream out;
-  for (const auto& p : parameters) out << p.name << ":" << p.tensor.sizes() << ":" << p.tensor.scalar_type() << ";";
+  for (const auto& p : parameters) {
+    out << p.name << ":" << p.tensor.sizes() << ":" << p.tensor.scalar_type() << (p.sparse_rows ? ":rows" : "") << ";";
+  }
   return out.str();
 }
 
@@ -79,10 +83,18 @@ std::vector<ParamGroup> default_param_groups(const ZeroConfig& config) {
 }
 
 std::vector<NamedParameter> trainable_parameters(const torch::nn::Module& module) {
+  std::vector<std::string> sparse_rows;  // parameter names
+  const auto note = [&](const torch::nn::Module& m, const std::string& prefix) {
+    const auto* embedding = dynamic_cast<const torch::nn::EmbeddingImpl*>(&m);
+    if (embedding && embedding->options.sparse()) sparse_rows.push_back(prefix + "weight");
+  };
+  note(module, "");  // (named_modules() can name the module itself only when a shared_ptr holds it)
+  for (const auto& item : module.named_modules("", /*include_self=*/false)) note(*item.value(), item.key() + ".");
   std::vector<NamedParameter> parameters;
   for (const auto& item : module.named_parameters(/*recurse=*/true)) {
     if (!item.value().requires_grad()) continue;
-    parameters.push_back(NamedParameter{item.key(), item.value(), item.value().dim() <= 1 ? 1 : 0});
+    const bool rows = std::find(sparse_rows.begin(), sparse_rows.end(), item.key()) != sparse_rows.end();
+    parameters.push_back(NamedParameter{item.key(), item.value(), item.value().dim() <= 1 ? 1 : 0, rows});
   }
   return parameters;
 }
@@ -170,11 +182,21 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
   copy_out_work_.resize(layout_.buckets().size());
   slot_ready_.assign(parameters_.size(), 0);
   bucket_pending_.assign(layout_.buckets().size(), 0);
-  if (sharded_ && config_.stage == 2 && config_.overlap_comm) {
-    for (size_t i = 0; i < parameters_.size(); ++i) {
-      hooks_.push_back(std::make_unique<compat::GradAccumulatedHook>(
-          parameters_[i].tensor, [this, i] { on_gradient_accumulated(static_cast<int>(i)); }));
-    }
+  rows_added_.resize(parameters_.size());
+  rows_in_use_.resize(layout_.buckets().size());
+  while (dense_buckets_ < static_cast<int>(layout_.buckets().size()) && !layout_.buckets()[dense_buckets_].sparse_rows) {
+    ++dense_buckets_;
+  }
+  for (int b = dense_buckets_; b < static_cast<int>(layout_.buckets().size()); ++b) {
+    const TensorSlot& slot = layout_.slots()[layout_.buckets()[b].slots.front()];
+    if (groups_[slot.group].weight_decay == 0.0) rows_in_use_[b].assign(slot.shape[0], 0);
+  }
+  fill_param_staging();
+  const bool overlap = sharded_ && config_.stage == 2 && config_.overlap_comm;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (!overlap && !parameters_[i].sparse_rows) continue;  // sparse rows: their indices are needed at any stage
+    hooks_.push_back(std::make_unique<compat::GradAccumulatedHook>(
+        parameters_[i].tensor, [this, i](const at::Tensor& added) { on_gradient_accumulated(static_cast<int>(i), added); }));
   }
 
   const auto print = footprint();
@@ -224,8 +246,15 @@ void ZeroOptimizer::begin_micro_step(bool boundary) {
   comm_.set_phase("step " + std::to_string(step_count_ + 1));
 }
 
-void ZeroOptimizer::on_gradient_accumulated(int slot) {
+void ZeroOptimizer::on_gradient_accumulated(int slot, const at::Tensor& added) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (parameters_[slot].sparse_rows) {  // reduced in step(), by these rows
+    VT_CHECK(added.is_sparse(), "tensor '", parameters_[slot].name, "' is reduced by sparse rows (an Embedding with "
+             "sparse gradients) but received a dense gradient: is its weight also used elsewhere, e.g. tied to an "
+             "output layer?");
+    rows_added_[slot].push_back(added._indices().reshape({-1}));
+    return;
+  }
   if (!boundary_) return;  // accumulation micro-step: no communication
   const int bucket = layout_.slots()[slot].bucket;
   if (slot_ready_[slot]) {
@@ -241,8 +270,9 @@ void ZeroOptimizer::on_gradient_accumulated(int slot) {
 }
 
 void ZeroOptimizer::launch_ready_reductions() {
-  // Buckets go on the wire in index order on every rank (collectives must match), as soon as complete.
-  while (next_bucket_ < static_cast<int>(bucket_pending_.size()) && bucket_pending_[next_bucket_] == 0) {
+  // Buckets go on the wire in index order on every rank (collectives must match), as soon as complete; the
+  // sparse-rows ones in step().
+  while (next_bucket_ < dense_buckets_ && bucket_pending_[next_bucket_] == 0) {
     launch_reduction(next_bucket_++);
   }
 }
@@ -252,17 +282,47 @@ void ZeroOptimizer::launch_reduction(int bucket) {
   at::Tensor grads = flat_grads_.narrow(0, b.offset, b.padded);
   const std::string name = " bucket " + std::to_string(bucket);
   if (sharded_) {
+    // The last step's copy out of this shard may still be running (a delayed update does not wait for it).
     at::Tensor shard = grad_shard_.narrow(0, layout_.shard_offset(bucket), layout_.owned_numel(bucket));
-    reduce_work_[bucket] = comm_.reduce_scatter(grads, shard, "reduce-scatter" + name);
+    reduce_work_[bucket] = comm_.reduce_scatter(grads, shard, "reduce-scatter" + name, copy_out_work_[bucket].get());
   } else {
     reduce_work_[bucket] = comm_.all_reduce(grads, "all-reduce" + name);
   }
-  const int64_t host = host_prefix(bucket);
-  if (staging_ && host > 0) {  // the host part's gradients go to pinned memory as soon as they are reduced
-    const int64_t offset = layout_.shard_offset(bucket);
-    at::Tensor target = host_grads_[parity_].narrow(0, offset, host);
-    copy_out_work_[bucket] = comm_.copy(target, grad_shard_.narrow(0, offset, host), reduce_work_[bucket].get());
+  copy_out(bucket, reduce_work_[bucket].get());
+}
+
+void ZeroOptimizer::reduce_rows(int bucket) {
+  const int slot_index = layout_.buckets()[bucket].slots.front();
+  const TensorSlot& slot = layout_.slots()[slot_index];
+  at::Tensor grad = flat_grads_.narrow(0, slot.flat_offset, slot.numel).view(slot.shape);
+  const std::vector<at::Tensor>& added = rows_added_[slot_index];
+  const at::Tensor rows = added.empty() ? at::empty({0}, grad.options().dtype(at::kLong)) : at::cat(added);
+  const at::Tensor listed = comm::all_reduce_rows(
+      comm_, grad, rows, "all-reduce of the rows of bucket " + std::to_string(bucket) + " (" + slot.name + ")");
+  std::vector<uint8_t>& used = rows_in_use_[bucket];
+  if (!used.empty() && listed.numel() > 0) {
+    const at::Tensor ids = listed.cpu();  // waits for the exchange; the norm after it waits for the device anyway
+    const int64_t* id = ids.data_ptr<int64_t>();
+    for (int64_t i = 0; i < ids.numel(); ++i) {
+      if (id[i] >= 0) used[id[i]] = 1;
+    }
   }
+  if (sharded_) {
+    if (copy_out_work_[bucket]) copy_out_work_[bucket]->wait();  // the last step's copy out read the shard
+    grad_shard_.narrow(0, layout_.shard_offset(bucket), layout_.owned_numel(bucket))
+        .copy_(flat_grads_.narrow(0, layout_.owned_begin(bucket), layout_.owned_numel(bucket)));
+  }
+  reduce_work_[bucket] = nullptr;  // done on the caller's stream
+  copy_out(bucket, nullptr);
+}
+
+void ZeroOptimizer::copy_out(int bucket, const comm::Work* after) {
+  const int64_t host = host_prefix(bucket);
+  if (!staging_ || host == 0) return;
+  // The host part's gradients go to pinned memory as soon as they are reduced.
+  const int64_t offset = layout_.shard_offset(bucket);
+  at::Tensor target = host_grads_[parity_].narrow(0, offset, host);
+  copy_out_work_[bucket] = comm_.copy(target, grad_shard_.narrow(0, offset, host), after);
 }
 
 void ZeroOptimizer::check_grads_alias() const {
@@ -309,11 +369,19 @@ StepResult ZeroOptimizer::step(double lr) {
     launch_ready_reductions();
     boundary_ = false;
   }
+  for (int b = dense_buckets_; b < buckets; ++b) reduce_rows(b);
   for (int b = 0; b < buckets; ++b) {
-    reduce_work_[b]->wait();
-    // A delayed host update waits for its copies out itself; the device only orders the next writes after them.
-    if (copy_out_work_[b]) delayed ? copy_out_work_[b]->wait() : copy_out_work_[b]->synchronize();
-    if (device_sync) reduce_work_[b]->synchronize();
+    if (reduce_work_[b]) reduce_work_[b]->wait();
+    if (device_sync && reduce_work_[b]) reduce_work_[b]->synchronize();
+    if (!copy_out_work_[b]) continue;
+    // A delayed host update waits for its copies out itself, and the next reductions into the shard wait for them
+    // on the device. Only with stage 0, where the shard is the gradient buffer that the next backward pass
+    // accumulates into, does the device wait for them.
+    if (!delayed) {
+      copy_out_work_[b]->synchronize();
+    } else if (!sharded_) {
+      copy_out_work_[b]->wait();
+    }
   }
   result.times.reduce_wait_ms = elapsed_ms(started);
 
@@ -347,7 +415,7 @@ StepResult ZeroOptimizer::step(double lr) {
       for (int b = 0; b < buckets; ++b) gather(b, copied_in[b]);
       wait_published(/*host_too=*/false);
     }
-    flat_grads_.zero_();
+    zero_gradients();
     return result;
   }
   if (config_.gradient_clipping > 0) {
@@ -366,15 +434,16 @@ StepResult ZeroOptimizer::step(double lr) {
   // Gradients are sums over ranks: averaging and clipping fold into one scale.
   base.grad_scale = result.clip_coef / world;
   // The device part first: its kernels run while the host updates its part.
-  for (int b = 0; b < buckets; ++b) update_bucket(b, base, /*host_part=*/false, parity_);
+  for (int b = 0; b < buckets; ++b) update_bucket(b, base, /*runs=*/nullptr, parity_);
   if (delayed) {  // this step's host part starts in the background
     join_and_copy_in();
     for (int b = 0; b < buckets; ++b) gather(b, copied_in[b]);
     start_host_update(base);
     parity_ = 1 - parity_;
   } else {
+    const std::vector<Runs> runs = host_runs();
     for (int b = 0; b < buckets; ++b) {
-      update_bucket(b, base, /*host_part=*/true, parity_);
+      update_bucket(b, base, &runs[b], parity_);
       gather(b, copy_in(b, parity_));
     }
   }
@@ -383,10 +452,15 @@ StepResult ZeroOptimizer::step(double lr) {
   // 4. The next forward pass reads the gathered parameters: order it after them.
   started = Clock::now();
   wait_published(device_sync);
-  flat_grads_.zero_();
+  zero_gradients();
   result.times.gather_wait_ms = elapsed_ms(started);
   result.applied = true;
   return result;
+}
+
+void ZeroOptimizer::zero_gradients() {
+  flat_grads_.zero_();
+  for (auto& rows : rows_added_) rows.clear();
 }
 
 comm::WorkPtr ZeroOptimizer::copy_in(int bucket, int parity) {
@@ -418,12 +492,13 @@ void ZeroOptimizer::start_host_update(const AdamWStep& base) {
   host_update_parity_ = parity_;
   host_update_finished_ = false;
   // This step's copies out, as they are now: the next backward pass replaces the entries of copy_out_work_.
-  host_update_ = std::thread([this, base, parity = parity_, copies_out = copy_out_work_] {
+  // The rows in use as they are now: the next step adds to them while this update runs.
+  host_update_ = std::thread([this, base, parity = parity_, copies_out = copy_out_work_, runs = host_runs()] {
     try {
       for (const comm::WorkPtr& copy : copies_out) {
         if (copy) copy->synchronize();
       }
-      for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) update_bucket(b, base, true, parity);
+      for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) update_bucket(b, base, &runs[b], parity);
     } catch (...) {
       host_update_error_ = std::current_exception();
     }
@@ -457,7 +532,76 @@ TransferTimes ZeroOptimizer::transfer_times() const {
   return {total(reduce_work_), total(copy_out_work_), total(copy_in_work_), total(gather_work_)};
 }
 
-void ZeroOptimizer::update_bucket(int bucket, const AdamWStep& base, bool host_part, int parity) {
+std::vector<ZeroOptimizer::Runs> ZeroOptimizer::host_runs() const {
+  std::vector<Runs> runs(layout_.buckets().size());
+  for (int b = 0; b < static_cast<int>(runs.size()); ++b) {
+    const int64_t first = layout_.shard_offset(b), end = first + host_prefix(b);
+    if (end == first) continue;
+    if (rows_in_use_[b].empty()) {
+      runs[b].emplace_back(first, end - first);
+      continue;
+    }
+    const TensorSlot& slot = layout_.slots()[layout_.buckets()[b].slots.front()];
+    const int64_t columns = slot.shape[1];
+    const int64_t shift = layout_.owned_begin(b) - first - slot.flat_offset;  // shard offset x: element x + shift
+    for (int64_t row = (first + shift) / columns; row < slot.shape[0] && row * columns - shift < end; ++row) {
+      if (!rows_in_use_[b][row]) continue;
+      const int64_t begin = std::max(first, row * columns - shift), stop = std::min(end, (row + 1) * columns - shift);
+      if (!runs[b].empty() && runs[b].back().first + runs[b].back().second == begin) {
+        runs[b].back().second += stop - begin;
+      } else {
+        runs[b].emplace_back(begin, stop - begin);
+      }
+    }
+  }
+  return runs;
+}
+
+void ZeroOptimizer::find_rows_in_use() {
+  for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) {
+    std::vector<uint8_t>& used = rows_in_use_[b];
+    if (used.empty()) continue;
+    std::fill(used.begin(), used.end(), 0);
+    const TensorSlot& slot = layout_.slots()[layout_.buckets()[b].slots.front()];
+    const int64_t columns = slot.shape[1];
+    const int64_t shift = layout_.owned_begin(b) - layout_.shard_offset(b) - slot.flat_offset;
+    for (const StatePiece& piece : state_pieces(layout_.shard_offset(b), layout_.owned_numel(b))) {
+      const ShardState& state = state_of(piece);
+      const at::Tensor m = state.exp_avg.narrow(0, piece.local_offset, piece.numel).cpu();
+      const at::Tensor v = state.exp_avg_sq.narrow(0, piece.local_offset, piece.numel).cpu();
+      const float* mp = m.data_ptr<float>();
+      const float* vp = v.data_ptr<float>();
+      for (int64_t i = 0; i < piece.numel; ++i) {
+        const int64_t element = piece.shard_offset + i + shift;
+        if ((mp[i] != 0.0f || vp[i] != 0.0f) && element < slot.numel) used[element / columns] = 1;
+      }
+    }
+    VT_CHECK(MPI_Allreduce(MPI_IN_PLACE, used.data(), static_cast<int>(used.size()), MPI_UNSIGNED_CHAR, MPI_MAX,
+                           comm_.world().comm) == MPI_SUCCESS,
+             "MPI_Allreduce of the rows in use of '", slot.name, "' failed on rank ", comm_.rank());
+  }
+}
+
+void ZeroOptimizer::fill_param_staging() {
+  if (!staging_) return;
+  for (at::Tensor& staging : param_staging_) {
+    for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) {
+      const int64_t host = host_prefix(b);
+      if (host == 0) continue;
+      at::Tensor target = staging.narrow(0, layout_.shard_offset(b), host);
+      comm_.copy(target, owned_params(b).narrow(0, 0, host))->synchronize();
+    }
+  }
+}
+
+int64_t ZeroOptimizer::sparse_rows_in_use() const {
+  int64_t count = 0;
+  for (const auto& used : rows_in_use_) count += std::count(used.begin(), used.end(), uint8_t{1});
+  return count;
+}
+
+void ZeroOptimizer::update_bucket(int bucket, const AdamWStep& base, const Runs* runs, int parity) {
+  const bool host_part = runs != nullptr;
   AdamWStep hyper = base;
   for (const auto& segment : layout_.owned_segments()) {
     if (segment.bucket != bucket) continue;
@@ -471,10 +615,27 @@ void ZeroOptimizer::update_bucket(int bucket, const AdamWStep& base, bool host_p
       at::Tensor exp_avg_sq = state.exp_avg_sq.narrow(0, piece.local_offset, n);
       at::Tensor params = flat_params_.narrow(0, segment.flat_offset + (offset - segment.shard_offset), n);
       if (piece.host) {
-        at::Tensor out = staging_ ? param_staging_[parity].narrow(0, offset, n) : params;
-        adamw_host(hyper, master.data_ptr<float>(), exp_avg.data_ptr<float>(), exp_avg_sq.data_ptr<float>(),
-                   host_grads_[parity].narrow(0, offset, n).data_ptr(), model_dtype_, out.data_ptr(), model_dtype_, n,
-                   pool_.get());
+        Runs parts;  // the runs inside this piece, from its start
+        for (const auto& [begin, count] : *runs) {
+          const int64_t lo = std::max(begin, offset), hi = std::min(begin + count, offset + n);
+          if (lo < hi) parts.emplace_back(lo - offset, hi - lo);
+        }
+        char* grad = static_cast<char*>(host_grads_[parity].narrow(0, offset, n).data_ptr());
+        char* out = static_cast<char*>((staging_ ? param_staging_[parity].narrow(0, offset, n) : params).data_ptr());
+        const int64_t element = static_cast<int64_t>(c10::elementSize(model_dtype_));
+        const auto update = [&](const std::pair<int64_t, int64_t>& part, HostThreadPool* pool) {
+          const auto [begin, count] = part;
+          adamw_host(hyper, master.data_ptr<float>() + begin, exp_avg.data_ptr<float>() + begin,
+                     exp_avg_sq.data_ptr<float>() + begin, grad + begin * element, model_dtype_,
+                     out + begin * element, model_dtype_, count, pool);
+        };
+        if (parts.size() == 1) {
+          update(parts.front(), pool_.get());  // one long run: split over the threads
+        } else if (!parts.empty()) {           // rows in use: whole runs to each thread
+          pool_->parallel_for(static_cast<int64_t>(parts.size()), 1, [&](int, int64_t first, int64_t last) {
+            for (int64_t i = first; i < last; ++i) update(parts[i], nullptr);
+          });
+        }
         continue;
       }
       const at::Tensor grad = grad_shard_.narrow(0, offset, n);
@@ -517,6 +678,8 @@ void ZeroOptimizer::publish_master_weights() {
     }
   }
   for (auto& work : gathers) work->wait();
+  find_rows_in_use();
+  fill_param_staging();
 }
 
 ZeroOptimizer::Footprint ZeroOptimizer::footprint() const {

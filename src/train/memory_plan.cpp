@@ -34,7 +34,8 @@
 // The peak is the largest of these moments of a micro-step, each on top of weights and the flat buffers:
 //   ViT forward transient | LLM saved + SAM2 image encoder | start of backward: LLM saved + decoder saved +
 //   the fresh gradient of the largest trainable tensor (lm_head [V, H], before it is added into the flat
-//   buffer) | checkpointed recompute: layer inputs + one layer | end: the fresh embed_tokens gradient.
+//   buffer) | checkpointed recompute: layer inputs + one layer | end: the fresh gradient of the largest tensor
+//   (embed_tokens when tied; untied it trains with sparse rows, a few MB).
 // Calibration: bench/NOTES.md, H200, bf16, LoRA r128, batch 1, text 56 tokens, forward + backward without an
 // optimizer (autograd holds .grad, so the moment that peaks differs from training). Without checkpointing the
 // measured peak is weights + the start-of-backward moment; with it, weights + every trainable gradient (the
@@ -285,7 +286,8 @@ struct TrainableParts {
   bool llm_base = false;       // a decoder layer's own weights train (full fine-tuning of the layers)
   bool sam2_encoder = false;   // SAM2's image encoder trains (model.extra_trainable)
   int64_t lm_head_numel = 0;   // trainable lm_head (the first fresh gradient of the backward pass), else 0
-  int64_t largest_numel = 0;   // largest trainable tensor (embed_tokens: the last fresh gradient)
+  int64_t largest_numel = 0;   // largest trainable tensor with a dense gradient (a tied embed_tokens: the last
+                               // fresh gradient)
   int64_t llm_layer_numel = 0; // trainable elements of one decoder layer (layer 0: they are all alike)
 };
 
@@ -300,7 +302,7 @@ TrainableParts trainable_parts(const std::vector<PlannedParameter>& params) {
     parts.llm_base |= has_prefix(p.name, "language_model.model.layers.") && !lora;
     if (has_prefix(p.name, "language_model.model.layers.0.")) parts.llm_layer_numel += p.numel();
     if (has_prefix(p.name, "language_model.lm_head.")) parts.lm_head_numel = p.numel();
-    parts.largest_numel = std::max(parts.largest_numel, p.numel());
+    if (!p.sparse_rows) parts.largest_numel = std::max(parts.largest_numel, p.numel());
   }
   return parts;
 }
@@ -454,9 +456,16 @@ Parameters list_parameters(const PlanInputs& in, ParameterList& list) {
   model::set_trainable(*meta, in.model.trainable_modules);
   const auto flags = meta->named_parameters(/*recurse=*/true);
   VT_CHECK(flags.size() == params.all.size(), "memory plan: parameter keys are not unique");
-  for (size_t i = 0; i < params.all.size(); ++i) params.all[i].trainable = flags[i].value().requires_grad();
+  for (size_t i = 0; i < params.all.size(); ++i) {
+    PlannedParameter& p = params.all[i];
+    p.trainable = flags[i].value().requires_grad();
+    p.sparse_rows = p.trainable && p.name == "language_model.model.embed_tokens.weight" &&
+                    model::sparse_embedding_gradient(in.model.llm);
+  }
   for (const auto& p : optim::trainable_parameters(*meta)) {
-    params.trainable.push_back({p.name, p.tensor.sizes().vec(), p.group});
+    const bool rows = std::any_of(params.all.begin(), params.all.end(),
+                                  [&](const PlannedParameter& q) { return q.sparse_rows && q.name == p.name; });
+    params.trainable.push_back({p.name, p.tensor.sizes().vec(), p.group, rows});
   }
   return params;
 }

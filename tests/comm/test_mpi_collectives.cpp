@@ -1,10 +1,13 @@
 // MPI backend collectives against values computed by hand: rank r contributes (r + 1) * (i + 1) at index i.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
+#include <vector>
 
 #include "vesseltune/comm/launch.h"
 #include "vesseltune/comm/fingerprint.h"
+#include "vesseltune/comm/sparse_rows.h"
 #include "vesseltune/core/check.h"
 
 using namespace vesseltune;
@@ -68,6 +71,36 @@ TEST_P(Collectives, BroadcastFromLastRank) {
   comm->broadcast(t, root, "test broadcast");
   EXPECT_TRUE(at::equal(t.to(at::kDouble), at::arange(1, 6, at::kDouble) * (root + 1)));
   comm->barrier("test barrier");
+}
+
+// Rank r writes (r + 1) * (i + 1) * (c + 1) into row i, column c of the rows it lists: rank 0 rows 0, 3 and 0 again
+// (a token used twice), odd ranks none, other even ranks rows r mod 7 and 5. The sum is computed here row by row.
+TEST_P(Collectives, AllReduceRowsSumsTheListedRowsOfEveryRank) {
+  if (GetParam() == at::kLong) GTEST_SKIP() << "gradients are floating point";
+  auto comm = make_mpi();
+  constexpr int64_t kRows = 7, kColumns = 3;
+  const auto listed_by = [](int r) -> std::vector<int64_t> {
+    if (r == 0) return {0, 3, 0};
+    if (r % 2 == 1) return {};
+    return {r % kRows, 5};
+  };
+  const auto value = [](int r, int64_t i, int64_t c) { return (r + 1.0) * (i + 1.0) * (c + 1.0); };
+  const std::vector<int64_t> mine = listed_by(comm->rank());
+  at::Tensor grad = at::zeros({kRows, kColumns}, GetParam());
+  for (int64_t i : mine) {
+    for (int64_t c = 0; c < kColumns; ++c) grad[i][c] = value(comm->rank(), i, c);
+  }
+  at::Tensor expected = at::zeros({kRows, kColumns}, at::kDouble);
+  for (int r = 0; r < comm->size(); ++r) {
+    std::vector<int64_t> rows = listed_by(r);
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    for (int64_t i : rows) {
+      for (int64_t c = 0; c < kColumns; ++c) expected[i][c] += value(r, i, c);
+    }
+  }
+  comm::all_reduce_rows(*comm, grad, at::tensor(mine, at::kLong), "test rows");
+  EXPECT_TRUE(at::equal(grad.to(at::kDouble), expected)) << grad << expected;
 }
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, Collectives, testing::Values(at::kFloat, at::kBFloat16, at::kDouble, at::kLong));

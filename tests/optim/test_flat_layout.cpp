@@ -35,6 +35,26 @@ TEST(FlatLayout, BucketsInReverseOrderPaddedToTheWorld) {
   EXPECT_EQ(layout.buckets()[2].padded, 9);
 }
 
+// As above with b (3 elements) as a 1 x 3 matrix of sparse row gradients: it leaves the walk and gets the last bucket
+// alone. Walking backwards: d alone, c alone, a alone (5 <= 8), then b.
+//   bucket 0: d at 0 (padded 3); bucket 1: c at 3 (padded 12); bucket 2: a at 15 (padded 6); bucket 3: b at 21
+TEST(FlatLayout, SparseRowsTensorsComeLastInBucketsOfTheirOwn) {
+  std::vector<TensorSpec> tensors = specs();
+  tensors[1] = TensorSpec{"b", {1, 3}, 1, true};
+  FlatLayout layout(tensors, 8, 3, 1, true);
+  ASSERT_EQ(layout.buckets().size(), 4u);
+  EXPECT_EQ(layout.slots()[0].flat_offset, 15);
+  EXPECT_EQ(layout.slots()[1].flat_offset, 21);
+  EXPECT_EQ(layout.flat_numel(), 24);
+  for (int b = 0; b < 3; ++b) EXPECT_FALSE(layout.buckets()[b].sparse_rows) << "bucket " << b;
+  EXPECT_TRUE(layout.buckets()[3].sparse_rows);
+  EXPECT_EQ(layout.buckets()[3].slots, std::vector<int>{1});
+  EXPECT_NE(layout.describe().find("bucket 3: 3 (+0 pad, sparse rows) [b:g1:1x3]"), std::string::npos)
+      << layout.describe();
+  tensors[1].shape = {3};
+  EXPECT_THROW(FlatLayout(tensors, 8, 3, 1, true), std::exception) << "sparse rows of a 1-D tensor";
+}
+
 TEST(FlatLayout, RankOwnsChunkOfEveryBucketCutAtGroups) {
   FlatLayout layout(specs(), 8, 3, 1, true);
   EXPECT_EQ(layout.shard_numel(), 1 + 4 + 3);

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <set>
+
 #include "vesseltune/core/check.h"
 #include "zero_test_model.h"
 
@@ -35,13 +37,13 @@ struct Reference {
   std::vector<torch::Tensor> previous;  // the parameters before the last step
   double clip;
 
-  Reference(const at::Device& device, double clip_norm)
-      : net(make_net(1, device)), lagged(make_net(1, device)), clip(clip_norm) {
+  Reference(const at::Device& device, double clip_norm, double weight_decay = kWeightDecay)
+      : net(make_net(1, device, false)), lagged(make_net(1, device, false)), clip(clip_norm) {
     std::vector<torch::Tensor> decay, no_decay;
     for (auto& p : net->parameters()) (p.dim() <= 1 ? no_decay : decay).push_back(p);
     std::vector<torch::optim::OptimizerParamGroup> groups;
     groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                   torch::optim::AdamWOptions(kLr).weight_decay(kWeightDecay)));
+                                   torch::optim::AdamWOptions(kLr).weight_decay(weight_decay)));
     groups.emplace_back(no_decay,
                         std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(kLr).weight_decay(0)));
     optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(kLr));
@@ -58,7 +60,7 @@ struct Reference {
     {
       TinyNet& at = stale ? lagged : net;
       for (auto& p : at->parameters()) p.mutable_grad() = torch::Tensor();
-      torch::mse_loss(at->forward(data.x), data.y).backward();
+      torch::mse_loss(at->forward(data.x, data.ids), data.y).backward();
     }
     if (stale) {
       for (size_t i = 0; i < previous.size(); ++i) net->parameters()[i].mutable_grad() = lagged->parameters()[i].grad().clone();
@@ -81,6 +83,10 @@ TEST_P(ZeroEquivalence, TwentyStepsEqualSingleProcessAdamW) {
   Reference reference(device, setup.clip);
   TinyNet net = make_net(1, device);
   ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(zero_config(setup)), zero_config(setup), *comm);
+  // The embedding is reduced by rows (the last bucket), the rest as whole buckets.
+  const auto& last = optimizer.layout().buckets().back();
+  ASSERT_TRUE(last.sparse_rows);
+  EXPECT_EQ(optimizer.layout().slots()[last.slots.front()].name, "embed.weight");
   for (int step = 0; step < 20; ++step) {
     reference.step(step);
     const auto result = zero_step(net, optimizer, *comm, step, setup.accumulation);
@@ -147,6 +153,41 @@ TEST(ZeroOptimizer, DelayedUpdateTakesEachGradientOneStepLate) {
   }
 }
 
+// Without weight decay the host updates only the embedding rows that some step has used (the others have zero
+// state and zero gradient, so AdamW would leave them as they are). The model must still equal torch's AdamW, which
+// updates every row, and the rows in use must be the ids seen so far. Exact and delayed updates, stage 2 and 0.
+TEST(ZeroOptimizer, EmbeddingRowsNotInUseAreLeftOutOfTheHostUpdateExactly) {
+  const auto world = comm::World::of(MPI_COMM_WORLD);
+  auto comm = make_comm(world);
+  const at::Device device = comm->device();
+  constexpr int kSteps = 12;
+  for (int stage : {2, 0}) {
+    for (bool delayed : {false, true}) {
+      SCOPED_TRACE("stage " + std::to_string(stage) + (delayed ? ", delayed" : ""));
+      const ZeroSetup setup{stage, OffloadDevice::cpu, 2, 0.05};
+      ZeroConfig config = zero_config(setup);
+      config.weight_decay = 0.0;
+      config.delayed_update = delayed;
+      config.delayed_update_warmup = 0;
+      Reference reference(device, setup.clip, 0.0);
+      TinyNet net = make_net(1, device);
+      ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(config), config, *comm);
+      std::set<int64_t> seen;
+      for (int step = 0; step < kSteps; ++step) {
+        reference.step(step, /*stale=*/delayed && step >= 1);
+        ASSERT_TRUE(zero_step(net, optimizer, *comm, step, setup.accumulation).applied);
+        const at::Tensor ids = batch(step, at::kCPU).ids;
+        for (int64_t i = 0; i < ids.numel(); ++i) seen.insert(ids[i].item<int64_t>());
+        EXPECT_EQ(optimizer.sparse_rows_in_use(), static_cast<int64_t>(seen.size())) << "step " << step + 1;
+        if (!delayed) expect_close(net, reference.net, 1e-6, "after step " + std::to_string(step + 1));
+      }
+      optimizer.finish_delayed_update();
+      expect_close(net, reference.net, 1e-6, "at the end");
+      EXPECT_LT(static_cast<int64_t>(seen.size()), kVocab) << "some rows should never have been used";
+    }
+  }
+}
+
 TEST(ZeroOptimizer, NonFiniteGradientOnOneRankSkipsTheStepOnAllRanks) {
   const auto world = comm::World::of(MPI_COMM_WORLD);
   auto comm = make_comm(world);
@@ -170,6 +211,25 @@ TEST(ZeroOptimizer, NonFiniteGradientOnOneRankSkipsTheStepOnAllRanks) {
     // The gradients were cleared: the next step is a normal one.
     EXPECT_TRUE(zero_step(net, optimizer, *comm, 2, 1).applied);
     for (const auto& p : net->parameters()) EXPECT_TRUE(torch::isfinite(p).all().item<bool>());
+  }
+}
+
+TEST(ZeroOptimizer, DenseGradientOfASparseRowsTensorIsRefusedWithItsName) {
+  const auto world = comm::World::of(MPI_COMM_WORLD);
+  auto comm = make_comm(world);
+  TinyNet net = make_net(1, comm->device());
+  const ZeroSetup setup{2, OffloadDevice::none, 1, 1.0};
+  ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(zero_config(setup)), zero_config(setup), *comm);
+  optimizer.begin_micro_step(true);
+  const Data data = batch(0, comm->device());
+  // The embedding's weight used as a dense tensor too, as an output layer tied to it would.
+  const auto loss = torch::mse_loss(net->forward(data.x, data.ids), data.y) + net->embed->weight.sum();
+  try {
+    loss.backward();
+    FAIL() << "no error";
+  } catch (const std::exception& error) {
+    EXPECT_NE(std::string(error.what()).find("'embed.weight' is reduced by sparse rows"), std::string::npos)
+        << error.what();
   }
 }
 

@@ -2,6 +2,9 @@
 // The small network and data the ZeRO tests train (equivalence, checkpoints): the same seed gives the same
 // network on every rank; each step's batch is drawn from the step number, so every rank and the
 // single-process reference see the same samples. Sizes are chosen so that buckets need padding at world 2 and 3.
+// Each sample also looks up one row of an embedding: with sparse gradients (as vesseltune trains embed_tokens)
+// ZeRO reduces it by rows; the reference's are dense. Step s uses rows below 3 + s only, so that rows come into use
+// over the steps.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -16,16 +19,21 @@ inline constexpr int kBatch = 48;  // divisible by world 1, 2, 3, 4, 6, 8 times 
 inline constexpr double kLr = 1e-2;
 inline constexpr double kWeightDecay = 0.1;
 inline constexpr int64_t kBucket = 40;
+inline constexpr int64_t kVocab = 31;  // more rows than a rank's samples: some rows get no gradient on some ranks
 
 struct TinyNetImpl : torch::nn::Module {
-  TinyNetImpl() {
+  explicit TinyNetImpl(bool sparse_embedding) {
     fc1 = register_module("fc1", torch::nn::Linear(7, 13));
+    embed = register_module("embed", torch::nn::Embedding(torch::nn::EmbeddingOptions(kVocab, 13).sparse(sparse_embedding)));
     norm = register_module("norm", torch::nn::LayerNorm(torch::nn::LayerNormOptions({13})));
     fc2 = register_module("fc2", torch::nn::Linear(13, 5));
     scale = register_parameter("scale", torch::full({5}, 1.5));
   }
-  torch::Tensor forward(const torch::Tensor& x) { return fc2(torch::tanh(norm(fc1(x)))) * scale; }
+  torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& ids) {
+    return fc2(torch::tanh(norm(fc1(x) + embed(ids)))) * scale;
+  }
   torch::nn::Linear fc1{nullptr}, fc2{nullptr};
+  torch::nn::Embedding embed{nullptr};
   torch::nn::LayerNorm norm{nullptr};
   torch::Tensor scale;
 };
@@ -43,19 +51,22 @@ inline std::unique_ptr<comm::Communicator> make_comm(const comm::World& world) {
   return comm::make_communicator(world, comm::Backend::automatic, std::chrono::seconds(120));
 }
 
-inline TinyNet make_net(uint64_t seed, const at::Device& device) {
+// ZeRO trains the sparse-gradient net; torch::optim::AdamW, the reference, takes dense gradients only.
+inline TinyNet make_net(uint64_t seed, const at::Device& device, bool sparse_embedding = true) {
   torch::manual_seed(seed);
-  TinyNet net;
+  TinyNet net(sparse_embedding);
   net->to(device);
   return net;
 }
 
 struct Data {
-  torch::Tensor x, y;
+  torch::Tensor x, y, ids;
 };
 inline Data batch(int step, const at::Device& device) {
   torch::manual_seed(1000 + step);
-  return Data{torch::randn({kBatch, 7}).to(device), torch::randn({kBatch, 5}).to(device)};
+  torch::Tensor x = torch::randn({kBatch, 7}), y = torch::randn({kBatch, 5});
+  const int64_t rows = std::min<int64_t>(kVocab, 3 + step);
+  return Data{x.to(device), y.to(device), torch::randint(0, rows, {kBatch}, torch::kLong).to(device)};
 }
 
 inline ZeroConfig zero_config(const ZeroSetup& setup) {
@@ -80,7 +91,8 @@ inline StepResult zero_step(TinyNet& net, ZeroOptimizer& optimizer, const comm::
     optimizer.begin_micro_step(micro == accumulation - 1);
     const int64_t first = comm.rank() * rows + micro * micro_rows;
     const auto x = data.x.narrow(0, first, micro_rows), y = data.y.narrow(0, first, micro_rows);
-    const auto loss = torch::mse_loss(net->forward(x), y) / accumulation * poison;
+    const auto ids = data.ids.narrow(0, first, micro_rows);
+    const auto loss = torch::mse_loss(net->forward(x, ids), y) / accumulation * poison;
     loss.backward();
   }
   return optimizer.step(kLr);

@@ -37,7 +37,10 @@ class OptimizerCheckpoint : public testing::TestWithParam<std::pair<OffloadDevic
 
 TEST_P(OptimizerCheckpoint, SaveOnNResumeOnNAndOnFewer) {
   const auto world = comm::World::of(MPI_COMM_WORLD);
-  const ZeroConfig config = zero_config(ZeroSetup{2, GetParam().first, 1, 1.0, GetParam().second});
+  ZeroConfig config = zero_config(ZeroSetup{2, GetParam().first, 1, 1.0, GetParam().second});
+  // Without weight decay the host leaves the embedding rows not in use out of its update: which rows are in use has
+  // to come back from the state, and the resumed net starts from other weights (seed 99) than the saved one.
+  config.weight_decay = 0.0;
   const std::string path = checkpoint_path(world, "state.h5");
 
   auto comm = make_comm(world);

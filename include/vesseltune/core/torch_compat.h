@@ -11,11 +11,12 @@
 
 namespace vesseltune::compat {
 
-// Registration of a hook that runs right after autograd has accumulated a gradient into `param.grad()`.
+// Registration of a hook that runs right after autograd has accumulated a gradient into `param.grad()`; it is
+// given the gradient that was added (sparse for an Embedding with sparse gradients).
 // The returned handle keeps the hook (and the parameter's grad accumulator) alive; destroying it removes it.
 class GradAccumulatedHook {
  public:
-  GradAccumulatedHook(const at::Tensor& param, std::function<void()> on_accumulated);
+  GradAccumulatedHook(const at::Tensor& param, std::function<void(const at::Tensor& added)> on_accumulated);
   ~GradAccumulatedHook();
   GradAccumulatedHook(const GradAccumulatedHook&) = delete;
   GradAccumulatedHook& operator=(const GradAccumulatedHook&) = delete;

@@ -5,7 +5,8 @@
 // into buckets of at most `bucket_numel` elements (a larger tensor gets a bucket of its own). Inside a bucket,
 // tensors are ordered by parameter group, so that a rank's chunk meets each group in one contiguous range.
 // Each bucket is padded to a multiple of the world size: one bucket is one reduce-scatter, and rank r owns
-// chunk r of every bucket (with stage 0, every rank owns every bucket whole).
+// chunk r of every bucket (with stage 0, every rank owns every bucket whole). A tensor whose gradients arrive as
+// sparse rows (an embedding's) gets a bucket of its own after all the others: it is reduced by rows, at the end.
 //
 // The canonical order, used for checkpoints, is the tensors' registration order without padding: it does not
 // depend on the world size or the bucket size, so a run saved on 4 ranks resumes on 2.
@@ -21,6 +22,7 @@ struct TensorSlot {
   std::vector<int64_t> shape;
   int64_t numel = 0;
   int group = 0;
+  bool sparse_rows = false;
   int bucket = 0;
   int64_t flat_offset = 0;       // in the padded flat buffer
   int64_t canonical_offset = 0;  // in registration order, unpadded
@@ -36,6 +38,7 @@ struct Bucket {
   int64_t offset = 0;       // flat offset of the bucket's first element
   int64_t numel = 0;        // elements of its tensors
   int64_t padded = 0;       // numel rounded up to a multiple of the world size
+  bool sparse_rows = false; // one tensor whose gradients arrive as sparse rows
   std::vector<int> slots;   // indices into FlatLayout::slots(), in flat order
   std::vector<GroupRange> group_ranges;
 };
@@ -60,6 +63,7 @@ struct TensorSpec {
   std::string name;
   std::vector<int64_t> shape;
   int group = 0;
+  bool sparse_rows = false;  // its gradients arrive as sparse rows of a 2-D tensor
 };
 
 class FlatLayout {

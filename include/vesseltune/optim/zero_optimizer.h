@@ -8,6 +8,9 @@
 //   step(lr)                                      remaining reductions -> [copy out to host] -> global norm (one
 //                                                 scalar all-reduce) -> AdamW on the owned shard (fp32 master,
 //                                                 clipping folded in) -> [copy in] -> all-gather of parameters
+// A tensor whose gradients arrive as sparse rows (an Embedding with sparse gradients) is reduced in step(), by the
+// rows the ranks' batches used (comm::all_reduce_rows) instead of whole: it is the last gradient of the backward
+// pass, and as one dense reduction it could not overlap anything.
 // With offload, the first offload_ratio of the shard (the buckets reduced first) has its state on the host and
 // crosses PCIe; the rest keeps its state on the device and updates there while the host updates its part.
 // With delayed_update (after its warm-up), step(t) starts the host part's AdamW on a background thread and returns;
@@ -49,12 +52,14 @@ struct ParamGroup {
 struct NamedParameter {
   std::string name;
   at::Tensor tensor;
-  int group = 0;  // index into the groups given to the optimizer
+  int group = 0;             // index into the groups given to the optimizer
+  bool sparse_rows = false;  // its gradients arrive as sparse rows: an Embedding with sparse gradients
 };
 
 // The two usual groups: 0 "decay" (config.weight_decay), 1 "no_decay" (biases, norms, 1-D tensors).
 std::vector<ParamGroup> default_param_groups(const ZeroConfig& config);
-// The module's parameters that require grad, in registration order, 1-D tensors in group 1.
+// The module's parameters that require grad, in registration order, 1-D tensors in group 1; the weights of
+// Embeddings with sparse gradients marked sparse_rows.
 std::vector<NamedParameter> trainable_parameters(const torch::nn::Module& module);
 
 // Host wall-clock milliseconds of the parts of step() that the caller waits for.
@@ -120,6 +125,11 @@ class ZeroOptimizer {
   int64_t skipped_steps() const { return skipped_steps_; }
   int host_threads() const { return pool_ ? pool_->threads() : 0; }
   int64_t host_state_numel() const { return host_numel_; }  // shard elements whose state is on the host
+  // Rows of sparse-rows tensors in use: some rank's gradient had them since the first step (or, after a checkpoint
+  // was loaded, their state is not zero). Counted only where the tensor's group has no weight decay: there AdamW
+  // leaves a row with zero state and zero gradient exactly as it is, and the host updates the rows in use alone
+  // (sa2va-4b's embed_tokens: the prompts' vocabulary, ~10^3 of 151,677 rows, instead of 311M elements).
+  int64_t sparse_rows_in_use() const;
 
   // Checkpoint interface. Spans are in canonical order, world-size independent. With stage 0 the state is
   // replicated (every rank returns all of it; one rank should write it). No delayed update may be pending.
@@ -138,7 +148,13 @@ class ZeroOptimizer {
   Footprint footprint() const;
 
  private:
-  void on_gradient_accumulated(int slot);
+  void on_gradient_accumulated(int slot, const at::Tensor& added);
+  // The sum over ranks of a sparse-rows bucket's gradients, into its owned shard and copied out like the others.
+  void reduce_rows(int bucket);
+  // The host part of BUCKET's reduced gradients to pinned memory (staging only), after AFTER and the compute stream.
+  void copy_out(int bucket, const comm::Work* after);
+  // After a step: the flat gradients and the sparse rows seen are cleared for the next one.
+  void zero_gradients();
   void launch_reduction(int bucket);
   void launch_ready_reductions();
   void check_grads_alias() const;
@@ -155,9 +171,17 @@ class ZeroOptimizer {
   };
   const ShardState& state_of(const StatePiece& piece) const { return piece.host ? host_state_ : device_state_; }
   int64_t host_prefix(int bucket) const;  // elements of the bucket's owned range whose state is on the host
-  // AdamW with hyper-parameters BASE (weight decay by group) on the bucket's host or device part; the host part
-  // reads and writes the buffers of step parity PARITY.
-  void update_bucket(int bucket, const AdamWStep& base, bool host_part, int parity);
+  // Runs of shard elements (offset, count) that the host part updates, by bucket: its whole host part, or the rows
+  // in use of a sparse-rows bucket.
+  using Runs = std::vector<std::pair<int64_t, int64_t>>;
+  std::vector<Runs> host_runs() const;
+  // After a checkpoint was loaded: the rows in use are those with state, on any rank.
+  void find_rows_in_use();
+  // The host part's staging buffers hold every parameter of it (rows left out of an update keep theirs).
+  void fill_param_staging();
+  // AdamW with hyper-parameters BASE (weight decay by group) on the bucket's device part, or on the RUNS of its host
+  // part reading and writing the buffers of step parity PARITY.
+  void update_bucket(int bucket, const AdamWStep& base, const Runs* runs, int parity);
   // Delayed update: the host part of every bucket on a background thread, after the copies out it reads.
   void start_host_update(const AdamWStep& base);
   // Waits for it (rethrows its error); returns the parity of the buffers it wrote, or -1 when none was pending.
@@ -201,6 +225,11 @@ class ZeroOptimizer {
   std::vector<char> slot_ready_;
   std::vector<int> bucket_pending_;
   int next_bucket_ = 0;
+  int dense_buckets_ = 0;  // the buckets before the sparse-rows ones (FlatLayout puts those last)
+  // By slot, for sparse-rows tensors: the row indices of each gradient added since the last step.
+  std::vector<std::vector<at::Tensor>> rows_added_;
+  // By bucket, for sparse-rows tensors without weight decay (else empty): 1 for each row in use.
+  std::vector<std::vector<uint8_t>> rows_in_use_;
   std::vector<comm::WorkPtr> reduce_work_;
   std::vector<comm::WorkPtr> copy_out_work_;
   std::vector<comm::WorkPtr> copy_in_work_;

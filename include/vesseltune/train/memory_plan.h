@@ -34,6 +34,7 @@ struct PlannedParameter {
   std::string name;
   std::vector<int64_t> shape;
   bool trainable = false;
+  bool sparse_rows = false;  // trains with sparse row gradients (embed_tokens, model::sparse_embedding_gradient)
   int64_t numel() const;
 };
 std::vector<PlannedParameter> plan_parameters(const PlanInputs& in);
