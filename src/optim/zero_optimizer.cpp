@@ -182,6 +182,9 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
   copy_out_work_.resize(layout_.buckets().size());
   slot_ready_.assign(parameters_.size(), 0);
   bucket_pending_.assign(layout_.buckets().size(), 0);
+  without_gradient_.assign(parameters_.size(), 0);
+  got_gradient_.assign(parameters_.size(), 0);
+  reduce_again_.assign(layout_.buckets().size(), 0);
   rows_added_.resize(parameters_.size());
   rows_in_use_.resize(layout_.buckets().size());
   while (dense_buckets_ < static_cast<int>(layout_.buckets().size()) && !layout_.buckets()[dense_buckets_].sparse_rows) {
@@ -192,9 +195,9 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
     if (groups_[slot.group].weight_decay == 0.0) rows_in_use_[b].assign(slot.shape[0], 0);
   }
   fill_param_staging();
-  const bool overlap = sharded_ && config_.stage == 2 && config_.overlap_comm;
+  overlap_ = sharded_ && config_.stage == 2 && config_.overlap_comm;
   for (size_t i = 0; i < parameters_.size(); ++i) {
-    if (!overlap && !parameters_[i].sparse_rows) continue;  // sparse rows: their indices are needed at any stage
+    if (!overlap_ && !parameters_[i].sparse_rows) continue;  // sparse rows: their indices are needed at any stage
     hooks_.push_back(std::make_unique<compat::GradAccumulatedHook>(
         parameters_[i].tensor, [this, i](const at::Tensor& added) { on_gradient_accumulated(static_cast<int>(i), added); }));
   }
@@ -238,9 +241,12 @@ void ZeroOptimizer::begin_micro_step(bool boundary) {
   std::lock_guard<std::mutex> lock(mutex_);
   boundary_ = boundary;
   if (!boundary) return;
-  std::fill(slot_ready_.begin(), slot_ready_.end(), 0);
+  slot_ready_ = without_gradient_;
+  std::fill(got_gradient_.begin(), got_gradient_.end(), 0);
+  std::fill(reduce_again_.begin(), reduce_again_.end(), 0);
   for (size_t b = 0; b < layout_.buckets().size(); ++b) {
-    bucket_pending_[b] = static_cast<int>(layout_.buckets()[b].slots.size());
+    const auto& slots = layout_.buckets()[b].slots;
+    bucket_pending_[b] = static_cast<int>(std::count_if(slots.begin(), slots.end(), [&](int s) { return !slot_ready_[s]; }));
   }
   next_bucket_ = 0;
   comm_.set_phase("step " + std::to_string(step_count_ + 1));
@@ -257,9 +263,14 @@ void ZeroOptimizer::on_gradient_accumulated(int slot, const at::Tensor& added) {
   }
   if (!boundary_) return;  // accumulation micro-step: no communication
   const int bucket = layout_.slots()[slot].bucket;
+  got_gradient_[slot] = 1;
   if (slot_ready_[slot]) {
-    // A second gradient for this tensor within one backward pass (e.g. reentrant checkpointing): fine unless
-    // its bucket is already on the wire.
+    // A second gradient for this tensor within one backward pass (e.g. reentrant checkpointing), or a gradient for
+    // one that had none last time: fine unless its bucket is already on the wire.
+    if (bucket < next_bucket_ && without_gradient_[slot]) {
+      reduce_again_[bucket] = 1;
+      return;
+    }
     VT_CHECK(bucket >= next_bucket_, "tensor '", parameters_[slot].name,
              "' received a gradient after its bucket was reduced; set zero_optimization.overlap_comm false");
     return;
@@ -267,6 +278,21 @@ void ZeroOptimizer::on_gradient_accumulated(int slot, const at::Tensor& added) {
   slot_ready_[slot] = 1;
   --bucket_pending_[bucket];
   launch_ready_reductions();
+}
+
+void ZeroOptimizer::note_tensors_without_gradient() {
+  std::string names;
+  int count = 0;
+  for (size_t i = 0; i < parameters_.size(); ++i) {
+    without_gradient_[i] = !got_gradient_[i] && !parameters_[i].sparse_rows;
+    if (without_gradient_[i] && ++count <= 4) names += (names.empty() ? "" : ", ") + parameters_[i].name;
+  }
+  if (count > 0 && !reported_without_gradient_ && comm_.rank() == 0) {
+    VT_LOG(info) << "ZeRO: " << count << " trainable tensor(s) got no gradient in the backward pass (" << names
+                 << (count > 4 ? ", ..." : "") << "): their buckets no longer wait for them, and AdamW updates them "
+                 << "with a zero gradient, as DeepSpeed does";
+  }
+  reported_without_gradient_ = reported_without_gradient_ || count > 0;
 }
 
 void ZeroOptimizer::launch_ready_reductions() {
@@ -365,9 +391,18 @@ StepResult ZeroOptimizer::step(double lr) {
   auto started = Clock::now();
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (overlap_) note_tensors_without_gradient();
     std::fill(bucket_pending_.begin(), bucket_pending_.end(), 0);  // tensors without a gradient count as ready
     launch_ready_reductions();
     boundary_ = false;
+  }
+  if (overlap_) {  // every rank reduces again a bucket that went out before a gradient on any rank
+    VT_CHECK(MPI_Allreduce(MPI_IN_PLACE, reduce_again_.data(), static_cast<int>(reduce_again_.size()), MPI_UNSIGNED_CHAR,
+                           MPI_MAX, comm_.world().comm) == MPI_SUCCESS,
+             "MPI_Allreduce of the buckets to reduce again failed on rank ", comm_.rank());
+    for (int b = 0; b < dense_buckets_; ++b) {
+      if (reduce_again_[b]) launch_reduction(b);
+    }
   }
   for (int b = dense_buckets_; b < buckets; ++b) reduce_rows(b);
   for (int b = 0; b < buckets; ++b) {

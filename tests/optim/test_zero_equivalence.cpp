@@ -188,6 +188,73 @@ TEST(ZeroOptimizer, EmbeddingRowsNotInUseAreLeftOutOfTheHostUpdateExactly) {
   }
 }
 
+// A head that only some steps use (as Sa2VA's loss never uses SAM2's IoU and object-score heads). After a step
+// without it, its bucket goes out as soon as the backward pass starts; a step that does use it gets the bucket
+// reduced again. ZeRO, like DeepSpeed, updates an unused tensor with a zero gradient: so does the reference here.
+struct SometimesUsedNetImpl : torch::nn::Module {
+  SometimesUsedNetImpl() {
+    fc = register_module("fc", torch::nn::Linear(7, 5));
+    head = register_module("head", torch::nn::Linear(7, 5));  // 40 elements: bucket 0 on its own
+  }
+  torch::Tensor forward(const torch::Tensor& x, bool use_head) {
+    // The head first: the backward pass reaches it last, after fc's gradients have sent its bucket out.
+    const torch::Tensor h = use_head ? head(x) : torch::Tensor();
+    const torch::Tensor y = fc(x);
+    return use_head ? y + h : y;
+  }
+  torch::nn::Linear fc{nullptr}, head{nullptr};
+};
+TORCH_MODULE(SometimesUsedNet);
+
+TEST(ZeroOptimizer, BucketOfATensorWithoutGradientGoesOutEarlyAndAgainWhenItGetsOne) {
+  const auto world = comm::World::of(MPI_COMM_WORLD);
+  auto comm = make_comm(world);
+  const at::Device device = comm->device();
+  const auto uses_head = [](int step) { return step % 3 == 1; };
+  for (OffloadDevice offload : {OffloadDevice::none, OffloadDevice::cpu}) {
+    SCOPED_TRACE(offload == OffloadDevice::cpu ? "offload cpu" : "offload none");
+    SometimesUsedNet reference, net;
+    for (SometimesUsedNet* made : {&reference, &net}) {
+      torch::manual_seed(5);
+      *made = SometimesUsedNet();
+      (*made)->to(device);
+    }
+    std::vector<torch::Tensor> decay, no_decay;
+    for (auto& p : reference->parameters()) (p.dim() <= 1 ? no_decay : decay).push_back(p);
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                   torch::optim::AdamWOptions(kLr).weight_decay(kWeightDecay)));
+    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(kLr).weight_decay(0)));
+    torch::optim::AdamW adamw(groups, torch::optim::AdamWOptions(kLr));
+
+    ZeroConfig config = zero_config(ZeroSetup{2, offload, 2, 0.0});
+    ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(config), config, *comm);
+    ASSERT_EQ(optimizer.layout().buckets().size(), 2u);
+    for (int step = 0; step < 8; ++step) {
+      const Data data = batch(step, device);
+      adamw.zero_grad();
+      torch::mse_loss(reference->forward(data.x, uses_head(step)), data.y).backward();
+      for (auto& p : reference->parameters()) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      }
+      adamw.step();
+      const int rows = kBatch / comm->size(), micro_rows = rows / 2;
+      for (int micro = 0; micro < 2; ++micro) {
+        optimizer.begin_micro_step(micro == 1);
+        const int64_t first = comm->rank() * rows + micro * micro_rows;
+        const auto x = data.x.narrow(0, first, micro_rows), y = data.y.narrow(0, first, micro_rows);
+        (torch::mse_loss(net->forward(x, uses_head(step)), y) / 2).backward();
+      }
+      ASSERT_TRUE(optimizer.step(kLr).applied);
+      const auto want = reference->named_parameters();
+      for (const auto& item : net->named_parameters()) {
+        const double error = (item.value() - want[item.key()]).abs().max().item<double>();
+        EXPECT_LE(error, 1e-6) << "step " << step + 1 << ": " << item.key();
+      }
+    }
+  }
+}
+
 TEST(ZeroOptimizer, NonFiniteGradientOnOneRankSkipsTheStepOnAllRanks) {
   const auto world = comm::World::of(MPI_COMM_WORLD);
   auto comm = make_comm(world);

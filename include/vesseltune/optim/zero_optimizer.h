@@ -149,6 +149,8 @@ class ZeroOptimizer {
 
  private:
   void on_gradient_accumulated(int slot, const at::Tensor& added);
+  // End of a boundary backward pass: which tensors got no gradient (without_gradient_); logs them once.
+  void note_tensors_without_gradient();
   // The sum over ranks of a sparse-rows bucket's gradients, into its owned shard and copied out like the others.
   void reduce_rows(int bucket);
   // The host part of BUCKET's reduced gradients to pinned memory (staging only), after AFTER and the compute stream.
@@ -222,9 +224,17 @@ class ZeroOptimizer {
   // Reduction bookkeeping of the current boundary backward pass (hooks may run on autograd's threads).
   std::mutex mutex_;
   bool boundary_ = false;
+  bool overlap_ = false;  // stage 2 with overlap_comm: dense buckets go out from the hooks, during the backward
   std::vector<char> slot_ready_;
   std::vector<int> bucket_pending_;
   int next_bucket_ = 0;
+  // Tensors that got no gradient in the last boundary backward pass (Sa2VA: SAM2's IoU and object-score heads, which
+  // its loss does not use) count as ready from the start of the next one, so that their bucket does not wait for the
+  // end of it. One that gets a gradient after its bucket went out has that bucket reduced again in step().
+  std::vector<char> without_gradient_;
+  std::vector<char> got_gradient_;            // in this boundary backward pass
+  std::vector<unsigned char> reduce_again_;   // by bucket
+  bool reported_without_gradient_ = false;
   int dense_buckets_ = 0;  // the buckets before the sparse-rows ones (FlatLayout puts those last)
   // By slot, for sparse-rows tensors: the row indices of each gradient added since the last step.
   std::vector<std::vector<at::Tensor>> rows_added_;
