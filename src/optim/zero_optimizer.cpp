@@ -46,14 +46,11 @@ std::string describe_tensors(const std::vector<NamedParameter>& parameters) {
 // bucket of sa2va-4b made 10 GiB of them at one GPU).
 constexpr int64_t kDeviceChunk = 1 << 24;
 
-// Sum of squares of a device gradient shard in double, without an fp32 copy of the whole shard.
+// Sum of squares of a device gradient shard: one reduction accumulating in fp32, which reads the model dtype as it
+// goes (no fp32 copy of the shard, no squares written out).
 double sum_of_squares_device(const at::Tensor& grad) {
-  at::Tensor total = at::zeros({}, grad.options().dtype(at::kDouble));
-  for (int64_t begin = 0; begin < grad.numel(); begin += kDeviceChunk) {
-    const at::Tensor chunk = grad.narrow(0, begin, std::min(kDeviceChunk, grad.numel() - begin)).to(at::kFloat);
-    total += chunk.pow(2).sum(at::kDouble);
-  }
-  return total.item<double>();
+  const double norm = at::linalg_vector_norm(grad, 2, c10::nullopt, false, at::kFloat).item<double>();
+  return norm * norm;
 }
 
 void adamw_device(const AdamWStep& h, at::Tensor master, at::Tensor exp_avg, at::Tensor exp_avg_sq,

@@ -153,18 +153,21 @@ TEST(ZeroOptimizer, DelayedUpdateTakesEachGradientOneStepLate) {
   }
 }
 
-// Without weight decay the host updates only the embedding rows that some step has used (the others have zero
-// state and zero gradient, so AdamW would leave them as they are). The model must still equal torch's AdamW, which
-// updates every row, and the rows in use must be the ids seen so far. Exact and delayed updates, stage 2 and 0.
+// Without weight decay the host updates only the embedding rows that some step has used (the others have zero state
+// and zero gradient, so AdamW would leave them as they are). The model must still equal torch's AdamW, which updates
+// every row, and the rows in use must be the ids seen so far (they are counted with the state on the device too,
+// which updates every row). Stage 2 and 0; exact and delayed host updates.
 TEST(ZeroOptimizer, EmbeddingRowsNotInUseAreLeftOutOfTheHostUpdateExactly) {
   const auto world = comm::World::of(MPI_COMM_WORLD);
   auto comm = make_comm(world);
   const at::Device device = comm->device();
   constexpr int kSteps = 12;
   for (int stage : {2, 0}) {
-    for (bool delayed : {false, true}) {
-      SCOPED_TRACE("stage " + std::to_string(stage) + (delayed ? ", delayed" : ""));
-      const ZeroSetup setup{stage, OffloadDevice::cpu, 2, 0.05};
+    for (int variant = 0; variant < 3; ++variant) {
+      const bool delayed = variant == 1;
+      const OffloadDevice offload = variant == 2 ? OffloadDevice::none : OffloadDevice::cpu;
+      SCOPED_TRACE("stage " + std::to_string(stage) + (delayed ? ", delayed" : "") + (variant == 2 ? ", on the device" : ""));
+      const ZeroSetup setup{stage, offload, 2, 0.05};
       ZeroConfig config = zero_config(setup);
       config.weight_decay = 0.0;
       config.delayed_update = delayed;

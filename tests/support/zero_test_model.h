@@ -3,7 +3,7 @@
 // network on every rank; each step's batch is drawn from the step number, so every rank and the
 // single-process reference see the same samples. Sizes are chosen so that buckets need padding at world 2 and 3.
 // Each sample also looks up one row of an embedding: with sparse gradients (as vesseltune trains embed_tokens)
-// ZeRO reduces it by rows; the reference's are dense. Step s uses rows below 3 + s only, so that rows come into use
+// ZeRO reduces it by rows; the reference's are dense. Step s uses 3 + s of the rows only, so that rows come into use
 // over the steps.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
@@ -66,7 +66,9 @@ inline Data batch(int step, const at::Device& device) {
   torch::manual_seed(1000 + step);
   torch::Tensor x = torch::randn({kBatch, 7}), y = torch::randn({kBatch, 5});
   const int64_t rows = std::min<int64_t>(kVocab, 3 + step);
-  return Data{x.to(device), y.to(device), torch::randint(0, rows, {kBatch}, torch::kLong).to(device)};
+  // Spread over the table (7 is prime to kVocab), so that rows in use fall where ranks' shards cut it.
+  const torch::Tensor ids = torch::randint(0, rows, {kBatch}, torch::kLong) * 7 % kVocab;
+  return Data{x.to(device), y.to(device), ids.to(device)};
 }
 
 inline ZeroConfig zero_config(const ZeroSetup& setup) {
