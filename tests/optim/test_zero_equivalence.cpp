@@ -284,16 +284,20 @@ TEST(ZeroOptimizer, NonFiniteGradientOnOneRankSkipsTheStepOnAllRanks) {
   }
 }
 
-TEST(ZeroOptimizer, DenseGradientOfASparseRowsTensorIsRefusedWithItsName) {
-  const auto world = comm::World::of(MPI_COMM_WORLD);
-  auto comm = make_comm(world);
+// Stage 2 on the device, the boundary micro-step begun: for the tests of misuse below.
+struct BoundaryStep {
+  std::unique_ptr<comm::Communicator> comm = make_comm(comm::World::of(MPI_COMM_WORLD));
   TinyNet net = make_net(1, comm->device());
-  const ZeroSetup setup{2, OffloadDevice::none, 1, 1.0};
-  ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(zero_config(setup)), zero_config(setup), *comm);
-  optimizer.begin_micro_step(true);
-  const Data data = batch(0, comm->device());
+  ZeroConfig config = zero_config(ZeroSetup{2, OffloadDevice::none, 1, 1.0});
+  ZeroOptimizer optimizer{trainable_parameters(*net), default_param_groups(config), config, *comm};
+  BoundaryStep() { optimizer.begin_micro_step(true); }
+};
+
+TEST(ZeroOptimizer, DenseGradientOfASparseRowsTensorIsRefusedWithItsName) {
+  BoundaryStep s;
+  const Data data = batch(0, s.comm->device());
   // The embedding's weight used as a dense tensor too, as an output layer tied to it would.
-  const auto loss = torch::mse_loss(net->forward(data.x, data.ids), data.y) + net->embed->weight.sum();
+  const auto loss = torch::mse_loss(s.net->forward(data.x, data.ids), data.y) + s.net->embed->weight.sum();
   try {
     loss.backward();
     FAIL() << "no error";
@@ -304,15 +308,10 @@ TEST(ZeroOptimizer, DenseGradientOfASparseRowsTensorIsRefusedWithItsName) {
 }
 
 TEST(ZeroOptimizer, ZeroGradOnTheModuleIsCaughtWithAMessage) {
-  const auto world = comm::World::of(MPI_COMM_WORLD);
-  auto comm = make_comm(world);
-  TinyNet net = make_net(1, comm->device());
-  const ZeroSetup setup{2, OffloadDevice::none, 1, 1.0};
-  ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(zero_config(setup)), zero_config(setup), *comm);
-  optimizer.begin_micro_step(true);
-  for (auto& p : net->parameters()) p.mutable_grad() = torch::Tensor();
+  BoundaryStep s;
+  for (auto& p : s.net->parameters()) p.mutable_grad() = torch::Tensor();
   try {
-    optimizer.step(kLr);
+    s.optimizer.step(kLr);
     FAIL() << "no error";
   } catch (const vesseltune::Error& error) {
     EXPECT_NE(std::string(error.what()).find("no longer points into the optimizer's buffer"), std::string::npos);
