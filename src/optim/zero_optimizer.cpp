@@ -188,7 +188,7 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
     ++dense_buckets_;
   }
   for (int b = dense_buckets_; b < static_cast<int>(layout_.buckets().size()); ++b) {
-    const TensorSlot& slot = layout_.slots()[layout_.buckets()[b].slots.front()];
+    const TensorSlot& slot = row_layout(b).slot;
     if (groups_[slot.group].weight_decay == 0.0) rows_in_use_[b].assign(slot.shape[0], 0);
   }
   fill_param_staging();
@@ -316,7 +316,7 @@ void ZeroOptimizer::launch_reduction(int bucket) {
 
 void ZeroOptimizer::reduce_rows(int bucket) {
   const int slot_index = layout_.buckets()[bucket].slots.front();
-  const TensorSlot& slot = layout_.slots()[slot_index];
+  const TensorSlot& slot = row_layout(bucket).slot;
   at::Tensor grad = flat_grads_.narrow(0, slot.flat_offset, slot.numel).view(slot.shape);
   const std::vector<at::Tensor>& added = rows_added_[slot_index];
   const at::Tensor rows = added.empty() ? at::empty({0}, grad.options().dtype(at::kLong)) : at::cat(added);
@@ -564,6 +564,11 @@ TransferTimes ZeroOptimizer::transfer_times() const {
   return {total(reduce_work_), total(copy_out_work_), total(copy_in_work_), total(gather_work_)};
 }
 
+ZeroOptimizer::RowLayout ZeroOptimizer::row_layout(int bucket) const {
+  const TensorSlot& slot = layout_.slots()[layout_.buckets()[bucket].slots.front()];
+  return {slot, slot.shape[1], layout_.owned_begin(bucket) - layout_.shard_offset(bucket) - slot.flat_offset};
+}
+
 std::vector<ZeroOptimizer::Runs> ZeroOptimizer::host_runs() const {
   std::vector<Runs> runs(layout_.buckets().size());
   for (int b = 0; b < static_cast<int>(runs.size()); ++b) {
@@ -573,9 +578,7 @@ std::vector<ZeroOptimizer::Runs> ZeroOptimizer::host_runs() const {
       runs[b].emplace_back(first, end - first);
       continue;
     }
-    const TensorSlot& slot = layout_.slots()[layout_.buckets()[b].slots.front()];
-    const int64_t columns = slot.shape[1];
-    const int64_t shift = layout_.owned_begin(b) - first - slot.flat_offset;  // shard offset x: element x + shift
+    const auto [slot, columns, shift] = row_layout(b);
     for (int64_t row = (first + shift) / columns; row < slot.shape[0] && row * columns - shift < end; ++row) {
       if (!rows_in_use_[b][row]) continue;
       const int64_t begin = std::max(first, row * columns - shift), stop = std::min(end, (row + 1) * columns - shift);
@@ -594,9 +597,7 @@ void ZeroOptimizer::find_rows_in_use() {
     std::vector<uint8_t>& used = rows_in_use_[b];
     if (used.empty()) continue;
     std::fill(used.begin(), used.end(), 0);
-    const TensorSlot& slot = layout_.slots()[layout_.buckets()[b].slots.front()];
-    const int64_t columns = slot.shape[1];
-    const int64_t shift = layout_.owned_begin(b) - layout_.shard_offset(b) - slot.flat_offset;
+    const auto [slot, columns, shift] = row_layout(b);
     for (const StatePiece& piece : state_pieces(layout_.shard_offset(b), layout_.owned_numel(b))) {
       const ShardState& state = state_of(piece);
       const at::Tensor m = state.exp_avg.narrow(0, piece.local_offset, piece.numel).cpu();

@@ -456,16 +456,17 @@ Parameters list_parameters(const PlanInputs& in, ParameterList& list) {
   model::set_trainable(*meta, in.model.trainable_modules);
   const auto flags = meta->named_parameters(/*recurse=*/true);
   VT_CHECK(flags.size() == params.all.size(), "memory plan: parameter keys are not unique");
+  // The meta model has no Embedding modules: name the one that train::build_model gives sparse gradients.
+  const auto sparse_rows = [&](const std::string& name) {
+    return name == "language_model.model.embed_tokens.weight" && model::sparse_embedding_gradient(in.model.llm);
+  };
   for (size_t i = 0; i < params.all.size(); ++i) {
     PlannedParameter& p = params.all[i];
     p.trainable = flags[i].value().requires_grad();
-    p.sparse_rows = p.trainable && p.name == "language_model.model.embed_tokens.weight" &&
-                    model::sparse_embedding_gradient(in.model.llm);
+    p.sparse_rows = p.trainable && sparse_rows(p.name);
   }
   for (const auto& p : optim::trainable_parameters(*meta)) {
-    const bool rows = std::any_of(params.all.begin(), params.all.end(),
-                                  [&](const PlannedParameter& q) { return q.sparse_rows && q.name == p.name; });
-    params.trainable.push_back({p.name, p.tensor.sizes().vec(), p.group, rows});
+    params.trainable.push_back({p.name, p.tensor.sizes().vec(), p.group, sparse_rows(p.name)});
   }
   return params;
 }

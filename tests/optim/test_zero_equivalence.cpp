@@ -28,6 +28,17 @@ std::string name_of(const testing::TestParamInfo<ZeroSetup>& info) {
          (s.clip > 0 ? "_clip" : "_noclip");
 }
 
+// torch's AdamW with the optimizer's two groups: weight decay for matrices, none for 1-D tensors.
+std::unique_ptr<torch::optim::AdamW> reference_adamw(const std::vector<torch::Tensor>& parameters, double weight_decay) {
+  std::vector<torch::Tensor> decay, no_decay;
+  for (const auto& p : parameters) (p.dim() <= 1 ? no_decay : decay).push_back(p);
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
+                                 torch::optim::AdamWOptions(kLr).weight_decay(weight_decay)));
+  groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(kLr).weight_decay(0)));
+  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(kLr));
+}
+
 // The reference: torch's own AdamW on the full batch, with the same parameter groups. A stale step takes the
 // gradient at the parameters from before the previous step (a one-step delayed update).
 struct Reference {
@@ -38,16 +49,10 @@ struct Reference {
   double clip;
 
   Reference(const at::Device& device, double clip_norm, double weight_decay = kWeightDecay)
-      : net(make_net(1, device, false)), lagged(make_net(1, device, false)), clip(clip_norm) {
-    std::vector<torch::Tensor> decay, no_decay;
-    for (auto& p : net->parameters()) (p.dim() <= 1 ? no_decay : decay).push_back(p);
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                   torch::optim::AdamWOptions(kLr).weight_decay(weight_decay)));
-    groups.emplace_back(no_decay,
-                        std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(kLr).weight_decay(0)));
-    optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(kLr));
-  }
+      : net(make_net(1, device, false)),
+        lagged(make_net(1, device, false)),
+        optimizer(reference_adamw(net->parameters(), weight_decay)),
+        clip(clip_norm) {}
   void step(int step_index, bool stale = false) {
     std::vector<torch::Tensor> before;
     for (const auto& p : net->parameters()) before.push_back(p.detach().clone());
@@ -222,25 +227,19 @@ TEST(ZeroOptimizer, BucketOfATensorWithoutGradientGoesOutEarlyAndAgainWhenItGets
       *made = SometimesUsedNet();
       (*made)->to(device);
     }
-    std::vector<torch::Tensor> decay, no_decay;
-    for (auto& p : reference->parameters()) (p.dim() <= 1 ? no_decay : decay).push_back(p);
-    std::vector<torch::optim::OptimizerParamGroup> groups;
-    groups.emplace_back(decay, std::make_unique<torch::optim::AdamWOptions>(
-                                   torch::optim::AdamWOptions(kLr).weight_decay(kWeightDecay)));
-    groups.emplace_back(no_decay, std::make_unique<torch::optim::AdamWOptions>(torch::optim::AdamWOptions(kLr).weight_decay(0)));
-    torch::optim::AdamW adamw(groups, torch::optim::AdamWOptions(kLr));
+    const auto adamw = reference_adamw(reference->parameters(), kWeightDecay);
 
     ZeroConfig config = zero_config(ZeroSetup{2, offload, 2, 0.0});
     ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(config), config, *comm);
     ASSERT_EQ(optimizer.layout().buckets().size(), 2u);
     for (int step = 0; step < 8; ++step) {
       const Data data = batch(step, device);
-      adamw.zero_grad();
+      adamw->zero_grad();
       torch::mse_loss(reference->forward(data.x, uses_head(step)), data.y).backward();
       for (auto& p : reference->parameters()) {
         if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
       }
-      adamw.step();
+      adamw->step();
       const int rows = kBatch / comm->size(), micro_rows = rows / 2;
       for (int micro = 0; micro < 2; ++micro) {
         optimizer.begin_micro_step(micro == 1);

@@ -177,6 +177,13 @@ class ZeroOptimizer {
   // in use of a sparse-rows bucket.
   using Runs = std::vector<std::pair<int64_t, int64_t>>;
   std::vector<Runs> host_runs() const;
+  // The tensor of a sparse-rows bucket and where its rows lie in this rank's shard.
+  struct RowLayout {
+    const TensorSlot& slot;
+    int64_t columns;
+    int64_t shift;  // shard offset x holds element x + shift of the tensor
+  };
+  RowLayout row_layout(int bucket) const;
   // After a checkpoint was loaded: the rows in use are those with state, on any rank.
   void find_rows_in_use();
   // The host part's staging buffers hold every parameter of it (rows left out of an update keep theirs).
