@@ -168,9 +168,12 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
     const int local_rank = comm_.world().local_rank, local_size = comm_.world().local_size;
     int threads = config_.optimizer_threads;
     if (threads == 0 && config_.delayed_update) {
-      // In the background the update shares the host with the step's launch thread and data workers. Measured on
-      // 4 × H200 with 16 cores per rank (bench/NOTES.md): 4 threads 8.5 samples/s per GPU, 8 threads 7.2, 16 6.8.
-      threads = std::max<int>(1, static_cast<int>(HostThreadPool::share_of_cores(local_rank, local_size).size()) / 4);
+      // In the background the update shares the host with the step's launch thread and data workers: a quarter of
+      // the rank's cores, half when the rank is alone on its node (it then updates all the state with all the host's
+      // memory bandwidth). Measured with sa2va-4b (bench/NOTES.md): 4 × H200, 16 cores per rank: 4 threads 8.5
+      // samples/s per GPU, 8 threads 7.2, 16 6.8; one H200, 16 cores: 8 threads 8.09, 4 7.13, 12 7.08, 16 6.72.
+      const int cores = static_cast<int>(HostThreadPool::share_of_cores(local_rank, local_size).size());
+      threads = std::max(1, cores / (local_size > 1 ? 4 : 2));
     }
     pool_ = std::make_unique<HostThreadPool>(threads, local_rank, local_size);
   }
@@ -184,6 +187,7 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
   reduce_again_.assign(layout_.buckets().size(), 0);
   rows_added_.resize(parameters_.size());
   rows_in_use_.resize(layout_.buckets().size());
+  device_rows_index_.resize(layout_.buckets().size());
   while (dense_buckets_ < static_cast<int>(layout_.buckets().size()) && !layout_.buckets()[dense_buckets_].sparse_rows) {
     ++dense_buckets_;
   }
@@ -327,7 +331,9 @@ void ZeroOptimizer::reduce_rows(int bucket) {
     const at::Tensor ids = listed.cpu();  // waits for the exchange; the norm after it waits for the device anyway
     const int64_t* id = ids.data_ptr<int64_t>();
     for (int64_t i = 0; i < ids.numel(); ++i) {
-      if (id[i] >= 0) used[id[i]] = 1;
+      if (id[i] < 0 || used[id[i]]) continue;
+      used[id[i]] = 1;
+      device_rows_index_[bucket] = at::Tensor();
     }
   }
   if (sharded_) {
@@ -569,27 +575,48 @@ ZeroOptimizer::RowLayout ZeroOptimizer::row_layout(int bucket) const {
   return {slot, slot.shape[1], layout_.owned_begin(bucket) - layout_.shard_offset(bucket) - slot.flat_offset};
 }
 
-std::vector<ZeroOptimizer::Runs> ZeroOptimizer::host_runs() const {
-  std::vector<Runs> runs(layout_.buckets().size());
-  for (int b = 0; b < static_cast<int>(runs.size()); ++b) {
-    const int64_t first = layout_.shard_offset(b), end = first + host_prefix(b);
-    if (end == first) continue;
-    if (rows_in_use_[b].empty()) {
-      runs[b].emplace_back(first, end - first);
-      continue;
-    }
-    const auto [slot, columns, shift] = row_layout(b);
-    for (int64_t row = (first + shift) / columns; row < slot.shape[0] && row * columns - shift < end; ++row) {
-      if (!rows_in_use_[b][row]) continue;
-      const int64_t begin = std::max(first, row * columns - shift), stop = std::min(end, (row + 1) * columns - shift);
-      if (!runs[b].empty() && runs[b].back().first + runs[b].back().second == begin) {
-        runs[b].back().second += stop - begin;
-      } else {
-        runs[b].emplace_back(begin, stop - begin);
-      }
+ZeroOptimizer::Runs ZeroOptimizer::runs_to_update(int bucket, int64_t first, int64_t end) const {
+  Runs runs;
+  if (end == first) return runs;
+  if (rows_in_use_[bucket].empty()) return {{first, end - first}};
+  const auto [slot, columns, shift] = row_layout(bucket);
+  for (int64_t row = (first + shift) / columns; row < slot.shape[0] && row * columns - shift < end; ++row) {
+    if (!rows_in_use_[bucket][row]) continue;
+    const int64_t begin = std::max(first, row * columns - shift), stop = std::min(end, (row + 1) * columns - shift);
+    if (!runs.empty() && runs.back().first + runs.back().second == begin) {
+      runs.back().second += stop - begin;
+    } else {
+      runs.emplace_back(begin, stop - begin);
     }
   }
   return runs;
+}
+
+std::vector<ZeroOptimizer::Runs> ZeroOptimizer::host_runs() const {
+  std::vector<Runs> runs(layout_.buckets().size());
+  for (int b = 0; b < static_cast<int>(runs.size()); ++b) {
+    runs[b] = runs_to_update(b, layout_.shard_offset(b), layout_.shard_offset(b) + host_prefix(b));
+  }
+  return runs;
+}
+
+const at::Tensor& ZeroOptimizer::device_rows_index(int bucket) {
+  at::Tensor& index = device_rows_index_[bucket];
+  if (index.defined() || rows_in_use_[bucket].empty()) return index;
+  const int64_t first = layout_.shard_offset(bucket) + host_prefix(bucket);
+  const Runs runs = runs_to_update(bucket, first, layout_.shard_offset(bucket) + layout_.owned_numel(bucket));
+  int64_t total = 0;
+  for (const auto& run : runs) total += run.second;
+  // From pinned memory, so that the copy does not wait for the device's queue; the caching host allocator keeps the
+  // buffer until the copy has read it.
+  const bool gpu = !comm_.device().is_cpu();
+  at::Tensor host = at::empty({total}, at::TensorOptions().dtype(at::kLong).pinned_memory(gpu));
+  int64_t* out = host.data_ptr<int64_t>();
+  for (const auto& [begin, count] : runs) {
+    for (int64_t i = 0; i < count; ++i) *out++ = begin - first + i;
+  }
+  index = host.to(comm_.device(), /*non_blocking=*/gpu);
+  return index;
 }
 
 void ZeroOptimizer::find_rows_in_use() {
@@ -597,6 +624,7 @@ void ZeroOptimizer::find_rows_in_use() {
     std::vector<uint8_t>& used = rows_in_use_[b];
     if (used.empty()) continue;
     std::fill(used.begin(), used.end(), 0);
+    device_rows_index_[b] = at::Tensor();
     const auto [slot, columns, shift] = row_layout(b);
     for (const StatePiece& piece : state_pieces(layout_.shard_offset(b), layout_.owned_numel(b))) {
       const ShardState& state = state_of(piece);
@@ -672,6 +700,20 @@ void ZeroOptimizer::update_bucket(int bucket, const AdamWStep& base, const Runs*
         continue;
       }
       const at::Tensor grad = grad_shard_.narrow(0, offset, n);
+      const at::Tensor& rows = device_rows_index(bucket);
+      if (rows.defined()) {  // the rows in use: gathered, updated, written back (a few MB instead of the table)
+        for (int64_t begin = 0; begin < rows.numel(); begin += kDeviceChunk) {
+          const at::Tensor index = rows.narrow(0, begin, std::min(kDeviceChunk, rows.numel() - begin));
+          at::Tensor m = master.index_select(0, index), a = exp_avg.index_select(0, index);
+          at::Tensor v = exp_avg_sq.index_select(0, index), p = params.index_select(0, index);
+          adamw_device(hyper, m, a, v, grad.index_select(0, index), p);
+          master.index_copy_(0, index, m);
+          exp_avg.index_copy_(0, index, a);
+          exp_avg_sq.index_copy_(0, index, v);
+          params.index_copy_(0, index, p);
+        }
+        continue;
+      }
       for (int64_t begin = 0; begin < n; begin += kDeviceChunk) {
         const int64_t m = std::min(kDeviceChunk, n - begin);
         adamw_device(hyper, master.narrow(0, begin, m), exp_avg.narrow(0, begin, m), exp_avg_sq.narrow(0, begin, m),

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "vesseltune/comm/launch.h"
 #include "vesseltune/optim/zero_optimizer.h"
 
@@ -100,12 +102,16 @@ inline StepResult zero_step(TinyNet& net, ZeroOptimizer& optimizer, const comm::
   return optimizer.step(kLr);
 }
 
+// Each tensor within RELATIVE of its largest value, or of 1 where that is smaller: a tensor that starts at zero
+// (norm.bias) holds only a few lr after a few steps, while the rounding of each AdamW update is relative to lr. On a
+// GPU the fused AdamW kernel and torch's reference round differently (measured: 3.4e-8 on norm.bias at 0.02 after 2
+// steps); a row left out or updated twice is off by ~lr = 1e-2.
 inline void expect_close(TinyNet& actual, TinyNet& expected, double relative, const std::string& what) {
   const auto a = actual->named_parameters(), e = expected->named_parameters();
   for (const auto& item : e) {
     const auto& want = item.value();
     const auto& got = a[item.key()];
-    const double scale = want.abs().max().item<double>();
+    const double scale = std::max(1.0, want.abs().max().item<double>());
     const double error = (got - want).abs().max().item<double>();
     EXPECT_LE(error, relative * scale) << what << ": " << item.key() << " differs by " << error << " (scale " << scale << ")";
   }

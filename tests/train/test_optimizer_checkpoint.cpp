@@ -1,5 +1,5 @@
-// Optimizer state through an HDF5 file: saved on N ranks, resumed on N (bit-exact) and on N-1 ranks (equal to
-// rounding) against a run that never stopped; a corrupted file and another model's file are refused by name.
+// Optimizer state through an HDF5 file: saved on N ranks, resumed on N (bit-exact on the CPU) and on N-1 ranks (equal
+// to rounding) against a run that never stopped; a corrupted file and another model's file are refused by name.
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
@@ -57,9 +57,13 @@ TEST_P(OptimizerCheckpoint, SaveOnNResumeOnNAndOnFewer) {
     train::read_optimizer_state(path, again, world);
     EXPECT_EQ(again.step_count(), 5);
     for (int step = 5; step < 10; ++step) zero_step(resumed, again, *comm, step, 1);
-    const auto want = uninterrupted->named_parameters();
-    for (const auto& item : resumed->named_parameters()) {
-      EXPECT_TRUE(torch::equal(item.value(), want[item.key()])) << "same-world resume differs in " << item.key();
+    if (comm->device().is_cpu()) {
+      const auto want = uninterrupted->named_parameters();
+      for (const auto& item : resumed->named_parameters()) {
+        EXPECT_TRUE(torch::equal(item.value(), want[item.key()])) << "same-world resume differs in " << item.key();
+      }
+    } else {  // a GPU sums the embedding's sparse gradient in no fixed order: two runs differ by rounding
+      expect_close(resumed, uninterrupted, 1e-6, "same-world resume");
     }
   }
 

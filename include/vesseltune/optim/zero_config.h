@@ -33,7 +33,7 @@ struct ZeroConfig {
   double beta2 = 0.999;
   double eps = 1e-8;
   double weight_decay = 0.0;                   // for the "decay" group; the "no_decay" group uses 0
-  int optimizer_threads = 0;                   // 0: the rank's share of the cores (¼ with delayed_update)
+  int optimizer_threads = 0;                   // 0: the rank's cores (delayed_update: ¼, ½ alone on a node)
   bool time_phases = false;                    // synchronise between phases to report their times (benchmarks)
 
   // Of a rank's SHARD_NUMEL owned elements, how many keep their optimizer state on the host: the first

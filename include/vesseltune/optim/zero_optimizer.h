@@ -127,8 +127,8 @@ class ZeroOptimizer {
   int64_t host_state_numel() const { return host_numel_; }  // shard elements whose state is on the host
   // Rows of sparse-rows tensors in use: some rank's gradient had them since the first step (or, after a checkpoint
   // was loaded, their state is not zero). Counted only where the tensor's group has no weight decay: there AdamW
-  // leaves a row with zero state and zero gradient exactly as it is, and the host updates the rows in use alone
-  // (sa2va-4b's embed_tokens: the prompts' vocabulary, ~10^3 of 151,677 rows, instead of 311M elements).
+  // leaves a row with zero state and zero gradient exactly as it is, and the host or the device updates the rows in
+  // use alone (sa2va-4b's embed_tokens: the prompts' vocabulary, ~10^3 of 151,677 rows, instead of 311M elements).
   int64_t sparse_rows_in_use() const;
 
   // Checkpoint interface. Spans are in canonical order, world-size independent. With stage 0 the state is
@@ -173,10 +173,15 @@ class ZeroOptimizer {
   };
   const ShardState& state_of(const StatePiece& piece) const { return piece.host ? host_state_ : device_state_; }
   int64_t host_prefix(int bucket) const;  // elements of the bucket's owned range whose state is on the host
-  // Runs of shard elements (offset, count) that the host part updates, by bucket: its whole host part, or the rows
-  // in use of a sparse-rows bucket.
+  // Runs of shard elements (offset, count) that AdamW updates in shard range [first, end) of BUCKET: all of it, or
+  // the rows in use of a sparse-rows bucket.
   using Runs = std::vector<std::pair<int64_t, int64_t>>;
+  Runs runs_to_update(int bucket, int64_t first, int64_t end) const;
+  // Those of every bucket's host part.
   std::vector<Runs> host_runs() const;
+  // The device part of a sparse-rows bucket with rows in use: its elements to update, as indices from the part's
+  // start on the device (built when the rows in use change; undefined when the whole part updates).
+  const at::Tensor& device_rows_index(int bucket);
   // The tensor of a sparse-rows bucket and where its rows lie in this rank's shard.
   struct RowLayout {
     const TensorSlot& slot;
@@ -247,6 +252,7 @@ class ZeroOptimizer {
   std::vector<std::vector<at::Tensor>> rows_added_;
   // By bucket, for sparse-rows tensors without weight decay (else empty): 1 for each row in use.
   std::vector<std::vector<uint8_t>> rows_in_use_;
+  std::vector<at::Tensor> device_rows_index_;  // by bucket, see device_rows_index(); reset when rows come into use
   std::vector<comm::WorkPtr> reduce_work_;
   std::vector<comm::WorkPtr> copy_out_work_;
   std::vector<comm::WorkPtr> copy_in_work_;

@@ -92,7 +92,7 @@ struct ZeroSettings {
   bool delayed_update = false;    // cpu: the host part's update overlaps the next step (one step late)
   int64_t delayed_update_warmup = 40;  // exact steps before the delayed update starts
   int64_t bucket_numel = 50'000'000;
-  int optimizer_threads = 0;      // 0: the rank's share of the cores (¼ with delayed_update)
+  int optimizer_threads = 0;      // 0: the rank's share of the cores (¼ with delayed_update, ½ alone on a node)
 };
 
 struct RuntimeSettings {
