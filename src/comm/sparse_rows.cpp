@@ -6,29 +6,32 @@
 
 namespace vesseltune::comm {
 
-at::Tensor all_reduce_rows(Communicator& comm, at::Tensor& grad, const at::Tensor& rows, const std::string& label) {
-  VT_CHECK(grad.dim() == 2 && grad.is_contiguous(), label, ": the gradient must be a contiguous matrix, got ",
-           grad.sizes());
-  VT_CHECK(rows.dim() == 1 && rows.scalar_type() == at::kLong && rows.device() == grad.device(), label,
-           ": row indices must be a 1-D int64 tensor on ", grad.device(), ", got ", rows.sizes(), " ",
-           rows.scalar_type(), " on ", rows.device());
+SummedRows all_reduce_rows(Communicator& comm, const at::Tensor& indices, const at::Tensor& values, int64_t columns,
+                           const std::string& label) {
+  VT_CHECK(indices.dim() == 1 && indices.scalar_type() == at::kLong && indices.device() == comm.device(), label,
+           ": row indices must be a 1-D int64 tensor on ", comm.device(), ", got ", indices.sizes(), " ",
+           indices.scalar_type(), " on ", indices.device());
+  VT_CHECK(values.dim() == 2 && values.size(0) == indices.size(0) && values.size(1) == columns &&
+               values.device() == comm.device(),
+           label, ": row values must be [", indices.size(0), ", ", columns, "] on ", comm.device(), ", got ",
+           values.sizes(), " on ", values.device());
   // How many indices the busiest rank lists: every rank sends that many (an all-gather has one size). The count
   // is known on the host, so agreeing on it costs no device synchronisation.
-  int64_t count = rows.numel(), most = 0;
+  int64_t count = indices.numel(), most = 0;
   VT_CHECK(MPI_Allreduce(&count, &most, 1, MPI_INT64_T, MPI_MAX, comm.world().comm) == MPI_SUCCESS, label,
            ": MPI_Allreduce of the row counts failed on rank ", comm.rank());
-  if (most == 0) return at::empty({0}, rows.options());  // nobody wrote a row: the gradient is zero everywhere
-  at::Tensor mine = at::full({most}, -1, rows.options());
-  mine.narrow(0, 0, count).copy_(rows);
-  at::Tensor listed = at::empty({most * comm.size()}, rows.options());
+  if (most == 0) return {at::empty({0}, at::kLong), at::empty({0, columns}, values.options())};
+  at::Tensor mine = at::full({most}, -1, indices.options());
+  mine.narrow(0, 0, count).copy_(indices);
+  at::Tensor listed = at::empty({most * comm.size()}, indices.options());
   comm.all_gather(mine, listed, label + " (row indices)")->wait();
-  // Padding sums row 0: any row's sum is as correct as the listed ones'.
-  const at::Tensor index = listed.clamp_min(0);
-  at::Tensor sums = grad.index_select(0, index);
+  // Every rank gets the same sorted rows from the same list; -1 pads the ranks that listed fewer.
+  at::Tensor rows = std::get<0>(at::_unique(listed.cpu(), /*sorted=*/true));
+  if (rows[0].item<int64_t>() < 0) rows = rows.narrow(0, 1, rows.numel() - 1);
+  at::Tensor sums = at::zeros({rows.numel(), columns}, values.options());
+  sums.index_add_(0, at::searchsorted(rows.to(comm.device()), indices), values);
   comm.all_reduce(sums, label)->wait();
-  // A row listed twice gets the same sum twice.
-  grad.index_copy_(0, index, sums);
-  return listed;
+  return {rows, sums};
 }
 
 }  // namespace vesseltune::comm

@@ -85,6 +85,14 @@ FlatLayout::FlatLayout(const std::vector<TensorSpec>& tensors, int64_t bucket_nu
   }
 }
 
+int64_t FlatLayout::gradient_numel() const {
+  if (!sharded_) return flat_numel_;
+  for (const Bucket& bucket : buckets_) {
+    if (bucket.sparse_rows) return bucket.offset;  // they come last
+  }
+  return flat_numel_;
+}
+
 int64_t FlatLayout::owned_begin(int bucket) const {
   const auto& b = buckets_[bucket];
   return sharded_ ? b.offset + rank_ * (b.padded / world_size_) : b.offset;

@@ -73,6 +73,31 @@ void adamw_device(const AdamWStep& h, at::Tensor master, at::Tensor exp_avg, at:
   param_out.copy_(master);
 }
 
+// OWNED := the rows' sums where they fall in it, zero elsewhere. OWNED holds the elements of a [rows, COLUMNS] tensor
+// from element FIRST on, which may fall anywhere in a row: whole rows go in with one index_copy_, the (at most two)
+// rows that its ends cut one by one.
+void write_rows(at::Tensor owned, int64_t first, int64_t columns, const comm::SummedRows& summed) {
+  owned.zero_();
+  const int64_t end = first + owned.numel();
+  const int64_t* row = summed.rows.data_ptr<int64_t>();
+  std::vector<int64_t> whole_rows, whole_sums;  // a whole row and the index of its sum
+  for (int64_t i = 0; i < summed.rows.numel(); ++i) {
+    const int64_t begin = std::max(first, row[i] * columns), stop = std::min(end, (row[i] + 1) * columns);
+    if (stop - begin == columns) {
+      whole_rows.push_back(row[i]);
+      whole_sums.push_back(i);
+    } else if (stop > begin) {
+      owned.narrow(0, begin - first, stop - begin)
+          .copy_(summed.sums[i].narrow(0, begin - row[i] * columns, stop - begin));
+    }
+  }
+  if (whole_rows.empty()) return;
+  const int64_t lowest = whole_rows.front(), span = whole_rows.back() - lowest + 1;
+  const at::Tensor place = at::tensor(whole_rows, at::kLong).sub_(lowest).to(owned.device());
+  const at::Tensor sums = summed.sums.index_select(0, at::tensor(whole_sums, at::kLong).to(owned.device()));
+  owned.narrow(0, lowest * columns - first, span * columns).view({span, columns}).index_copy_(0, place, sums);
+}
+
 }  // namespace
 
 std::vector<ParamGroup> default_param_groups(const ZeroConfig& config) {
@@ -131,9 +156,10 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
   staging_ = host_numel_ > 0 && (!device.is_cpu() || config_.delayed_update);
   const auto model_options = at::TensorOptions().dtype(model_dtype_).device(device);
 
-  // Flat buffers; each parameter becomes a view of its place in them.
+  // Flat buffers; each parameter becomes a view of its place in them, and so does its gradient, except that of a
+  // sparse-rows tensor: autograd keeps that one as the sparse rows it arrives in (a few MB instead of the table).
   flat_params_ = at::zeros({layout_.flat_numel()}, model_options);
-  flat_grads_ = at::zeros({layout_.flat_numel()}, model_options);
+  flat_grads_ = at::zeros({layout_.gradient_numel()}, model_options);
   {
     at::NoGradGuard no_grad;
     for (size_t i = 0; i < parameters_.size(); ++i) {
@@ -142,7 +168,9 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
       at::Tensor data_view = flat_params_.narrow(0, slot.flat_offset, slot.numel).view(tensor.sizes());
       data_view.copy_(tensor);
       tensor.set_data(data_view);
-      tensor.mutable_grad() = flat_grads_.narrow(0, slot.flat_offset, slot.numel).view(tensor.sizes());
+      tensor.mutable_grad() = parameters_[i].sparse_rows
+                                  ? at::Tensor()
+                                  : flat_grads_.narrow(0, slot.flat_offset, slot.numel).view(tensor.sizes());
     }
   }
   grad_shard_ = sharded_ ? at::zeros({shard}, model_options) : flat_grads_;
@@ -185,7 +213,6 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
   without_gradient_.assign(parameters_.size(), 0);
   got_gradient_.assign(parameters_.size(), 0);
   reduce_again_.assign(layout_.buckets().size(), 0);
-  rows_added_.resize(parameters_.size());
   rows_in_use_.resize(layout_.buckets().size());
   device_rows_index_.resize(layout_.buckets().size());
   while (dense_buckets_ < static_cast<int>(layout_.buckets().size()) && !layout_.buckets()[dense_buckets_].sparse_rows) {
@@ -255,11 +282,10 @@ void ZeroOptimizer::begin_micro_step(bool boundary) {
 
 void ZeroOptimizer::on_gradient_accumulated(int slot, const at::Tensor& added) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (parameters_[slot].sparse_rows) {  // reduced in step(), by these rows
+  if (parameters_[slot].sparse_rows) {  // reduced in step(), by its rows
     VT_CHECK(added.is_sparse(), "tensor '", parameters_[slot].name, "' is reduced by sparse rows (an Embedding with "
              "sparse gradients) but received a dense gradient: is its weight also used elsewhere, e.g. tied to an "
              "output layer?");
-    rows_added_[slot].push_back(added._indices().reshape({-1}));
     return;
   }
   if (!boundary_) return;  // accumulation micro-step: no communication
@@ -319,28 +345,25 @@ void ZeroOptimizer::launch_reduction(int bucket) {
 }
 
 void ZeroOptimizer::reduce_rows(int bucket) {
-  const int slot_index = layout_.buckets()[bucket].slots.front();
-  const TensorSlot& slot = row_layout(bucket).slot;
-  at::Tensor grad = flat_grads_.narrow(0, slot.flat_offset, slot.numel).view(slot.shape);
-  const std::vector<at::Tensor>& added = rows_added_[slot_index];
-  const at::Tensor rows = added.empty() ? at::empty({0}, grad.options().dtype(at::kLong)) : at::cat(added);
-  const at::Tensor listed = comm::all_reduce_rows(
-      comm_, grad, rows, "all-reduce of the rows of bucket " + std::to_string(bucket) + " (" + slot.name + ")");
+  const auto [slot, columns, shift] = row_layout(bucket);
+  // Sparse rows, or undefined where this rank's batches looked up none (dense ones were refused as they arrived).
+  const at::Tensor& grad = parameters_[layout_.buckets()[bucket].slots.front()].tensor.grad();
+  const auto options = flat_params_.options();
+  const comm::SummedRows summed = comm::all_reduce_rows(
+      comm_, grad.defined() ? grad._indices().reshape({-1}) : at::empty({0}, options.dtype(at::kLong)),
+      grad.defined() ? grad._values() : at::empty({0, columns}, options), columns,
+      "all-reduce of the rows of bucket " + std::to_string(bucket) + " (" + slot.name + ")");
+  const int64_t* row = summed.rows.data_ptr<int64_t>();
   std::vector<uint8_t>& used = rows_in_use_[bucket];
-  if (!used.empty() && listed.numel() > 0) {
-    const at::Tensor ids = listed.cpu();  // waits for the exchange; the norm after it waits for the device anyway
-    const int64_t* id = ids.data_ptr<int64_t>();
-    for (int64_t i = 0; i < ids.numel(); ++i) {
-      if (id[i] < 0 || used[id[i]]) continue;
-      used[id[i]] = 1;
-      device_rows_index_[bucket] = at::Tensor();
-    }
+  for (int64_t i = 0; i < summed.rows.numel() && !used.empty(); ++i) {
+    if (used[row[i]]) continue;
+    used[row[i]] = 1;
+    device_rows_index_[bucket] = at::Tensor();
   }
-  if (sharded_) {
-    if (copy_out_work_[bucket]) copy_out_work_[bucket]->wait();  // the last step's copy out read the shard
-    grad_shard_.narrow(0, layout_.shard_offset(bucket), layout_.owned_numel(bucket))
-        .copy_(flat_grads_.narrow(0, layout_.owned_begin(bucket), layout_.owned_numel(bucket)));
-  }
+
+  if (copy_out_work_[bucket]) copy_out_work_[bucket]->wait();  // the last step's copy out read the range
+  write_rows(grad_shard_.narrow(0, layout_.shard_offset(bucket), layout_.owned_numel(bucket)),
+             layout_.shard_offset(bucket) + shift, columns, summed);
   reduce_work_[bucket] = nullptr;  // done on the caller's stream
   copy_out(bucket, nullptr);
 }
@@ -356,6 +379,7 @@ void ZeroOptimizer::copy_out(int bucket, const comm::Work* after) {
 
 void ZeroOptimizer::check_grads_alias() const {
   for (size_t i = 0; i < parameters_.size(); ++i) {
+    if (parameters_[i].sparse_rows) continue;  // sparse rows of its own
     const at::Tensor& grad = parameters_[i].tensor.grad();
     const auto& slot = layout_.slots()[i];
     VT_CHECK(grad.defined() && grad.data_ptr() == static_cast<char*>(flat_grads_.data_ptr()) +
@@ -498,7 +522,9 @@ StepResult ZeroOptimizer::step(double lr) {
 
 void ZeroOptimizer::zero_gradients() {
   flat_grads_.zero_();
-  for (auto& rows : rows_added_) rows.clear();
+  for (NamedParameter& p : parameters_) {
+    if (p.sparse_rows) p.tensor.mutable_grad() = at::Tensor();
+  }
 }
 
 comm::WorkPtr ZeroOptimizer::copy_in(int bucket, int parity) {

@@ -510,7 +510,7 @@ MemoryPlan plan_memory(const PlanInputs& in) {
   const int64_t e = in.bf16 ? 2 : 4, flat = layout.flat_numel(), shard = layout.shard_numel();
   const int64_t host = in.zero.host_state_numel(shard);  // elements whose state and staging are on the host
   plan.weights_bytes = (frozen + flat) * e;
-  plan.gradient_bytes = flat * e + (in.zero.stage >= 1 ? shard * e : 0);
+  plan.gradient_bytes = (layout.gradient_numel() + (in.zero.stage >= 1 ? shard : 0)) * e;
   plan.optimizer_device_bytes = 3 * (shard - host) * 4;
   plan.host_bytes = 3 * host * 4 + (in.zero.delayed_update ? 2 : 1) * 2 * host * e;  // a delayed update: 2 stagings
   const TrainableParts parts = trainable_parts(params.all);

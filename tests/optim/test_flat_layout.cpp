@@ -49,6 +49,10 @@ TEST(FlatLayout, SparseRowsTensorsComeLastInBucketsOfTheirOwn) {
   for (int b = 0; b < 3; ++b) EXPECT_FALSE(layout.buckets()[b].sparse_rows) << "bucket " << b;
   EXPECT_TRUE(layout.buckets()[3].sparse_rows);
   EXPECT_EQ(layout.buckets()[3].slots, std::vector<int>{1});
+  // Its gradient accumulates as sparse rows: sharded, the flat gradient buffer ends where its bucket begins; with
+  // stage 0 that buffer is also the reduced gradient, and holds it.
+  EXPECT_EQ(layout.gradient_numel(), 21);
+  EXPECT_EQ(FlatLayout(tensors, 8, 3, 1, false).gradient_numel(), FlatLayout(tensors, 8, 3, 1, false).flat_numel());
   EXPECT_NE(layout.describe().find("bucket 3: 3 (+0 pad, sparse rows) [b:g1:1x3]"), std::string::npos)
       << layout.describe();
   tensors[1].shape = {3};

@@ -74,6 +74,10 @@ class FlatLayout {
   const std::vector<TensorSlot>& slots() const { return slots_; }  // registration order
   const std::vector<Bucket>& buckets() const { return buckets_; }
   int64_t flat_numel() const { return flat_numel_; }         // padded
+  // Elements of the flat gradient buffer that autograd accumulates into: sharded, the buckets before the sparse-rows
+  // ones (those accumulate as sparse rows, and their sums go straight to the shard); with stage 0 all of them (the
+  // buffer is then also the reduced gradient that AdamW reads).
+  int64_t gradient_numel() const;
   int64_t canonical_numel() const { return canonical_numel_; }
   int64_t shard_numel() const { return shard_numel_; }       // elements this rank owns
 

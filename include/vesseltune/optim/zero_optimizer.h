@@ -10,15 +10,16 @@
 //                                                 clipping folded in) -> [copy in] -> all-gather of parameters
 // A tensor whose gradients arrive as sparse rows (an Embedding with sparse gradients) is reduced in step(), by the
 // rows the ranks' batches used (comm::all_reduce_rows) instead of whole: it is the last gradient of the backward
-// pass, and as one dense reduction it could not overlap anything.
+// pass, and as one dense reduction it could not overlap anything. Its gradient stays the sparse rows autograd
+// accumulates, with no place in the flat gradient buffer (sa2va-4b's embed_tokens: 620 MB less per GPU).
 // With offload, the first offload_ratio of the shard (the buckets reduced first) has its state on the host and
 // crosses PCIe; the rest keeps its state on the device and updates there while the host updates its part.
 // With delayed_update (after its warm-up), step(t) starts the host part's AdamW on a background thread and returns;
 // step(t+1) waits for it, copies its parameters in and gathers them with its own device part. Host gradients and
 // updated host parameters then have two buffers each (one per step parity), so that step t+1's gradients are copied
 // out while step t's update still reads its own.
-// Parameters and gradients live in one flat buffer each (see FlatLayout); each parameter's data and grad are
-// views into them, so autograd accumulates straight into the buffer that is reduced.
+// Parameters and gradients live in one flat buffer each (see FlatLayout); each parameter's data and (dense) grad
+// are views into them, so autograd accumulates straight into the buffer that is reduced.
 
 #include <ATen/ATen.h>
 
@@ -155,7 +156,7 @@ class ZeroOptimizer {
   void reduce_rows(int bucket);
   // The host part of BUCKET's reduced gradients to pinned memory (staging only), after AFTER and the compute stream.
   void copy_out(int bucket, const comm::Work* after);
-  // After a step: the flat gradients and the sparse rows seen are cleared for the next one.
+  // After a step: the flat gradients are zeroed and the sparse rows dropped for the next one.
   void zero_gradients();
   void launch_reduction(int bucket);
   void launch_ready_reductions();
@@ -220,7 +221,7 @@ class ZeroOptimizer {
   bool staging_;        // offload from a GPU: their reduced gradients and new parameters cross PCIe
 
   at::Tensor flat_params_;   // device, model dtype, padded flat order
-  at::Tensor flat_grads_;    // device, model dtype
+  at::Tensor flat_grads_;    // device, model dtype, FlatLayout::gradient_numel() elements
   at::Tensor grad_shard_;    // device, reduced gradients of the owned shard (aliases flat_grads_ at stage 0)
   // By step parity (one buffer without delayed_update): the host part's reduced gradients (a view of grad_shard_,
   // or their pinned host copy), and its updated parameters in model dtype (staging only).
@@ -248,8 +249,6 @@ class ZeroOptimizer {
   std::vector<unsigned char> reduce_again_;   // by bucket
   bool reported_without_gradient_ = false;
   int dense_buckets_ = 0;  // the buckets before the sparse-rows ones (FlatLayout puts those last)
-  // By slot, for sparse-rows tensors: the row indices of each gradient added since the last step.
-  std::vector<std::vector<at::Tensor>> rows_added_;
   // By bucket, for sparse-rows tensors without weight decay (else empty): 1 for each row in use.
   std::vector<std::vector<uint8_t>> rows_in_use_;
   std::vector<at::Tensor> device_rows_index_;  // by bucket, see device_rows_index(); reset when rows come into use
