@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The distributed runtime on the GPU machine, in one go: build, the NCCL equivalence tests on 2 GPUs, the CPU
-# AdamW benchmark, and the ZeRO optimizer-phase benchmark on 2 and 4 GPUs (900M trainable parameters, CPU
-# offload and, for comparison, on-GPU AdamW). Logs go to $OUT (or ./gpu-logs); a summary is printed last.
+# The distributed runtime on the GPU machine, in one go: build, the NCCL equivalence and optimizer-checkpoint tests
+# on 2 GPUs (and on 4 where the machine has them), the CPU AdamW benchmark, and the ZeRO optimizer-phase benchmark
+# on 2 and 4 GPUs (900M trainable parameters, CPU offload and, for comparison, on-GPU AdamW). Logs go to $OUT (or
+# ./gpu-logs); a summary is printed last.
 #   source .gpu/env.sh && bash bench/gpu_runtime.sh
 set -uo pipefail
 # ONLY=tests runs the build and the tests alone.
@@ -13,8 +14,8 @@ MPIRUN="mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1"
 status() { printf '%-58s %s\n' "$1" "$2" | tee -a "$LOGS/summary.txt"; }
 
 cmake -S . -B build-gpu -G Ninja $GPU_CMAKE_ARGS -DCMAKE_BUILD_TYPE=Release > "$LOGS/configure.log" 2>&1 &&
-  cmake --build build-gpu -j "$(nproc)" --target test_zero_equivalence test_mpi_collectives test_adamw_kernel \
-    bench_adamw bench_zero_step > "$LOGS/build.log" 2>&1
+  cmake --build build-gpu -j "$(nproc)" --target test_zero_equivalence test_optimizer_checkpoint test_mpi_collectives \
+    test_adamw_kernel bench_adamw bench_zero_step > "$LOGS/build.log" 2>&1
 build=$?
 status "build (runtime targets)" "exit $build"
 [ $build -eq 0 ] || { tail -n 40 "$LOGS/configure.log" "$LOGS/build.log"; exit 1; }
@@ -27,7 +28,11 @@ run_test() {  # name, command...
   local code=$?
   status "$name" "exit $code"
 }
-run_test "test_zero_equivalence, NCCL, 2 GPUs" $MPIRUN -np 2 build-gpu/bin/test_zero_equivalence
+for n in 2 4; do
+  [ "$GPUS" -ge $n ] || continue
+  run_test "test_zero_equivalence, NCCL, $n GPUs" $MPIRUN -np $n build-gpu/bin/test_zero_equivalence
+  run_test "test_optimizer_checkpoint, NCCL, $n GPUs" $MPIRUN -np $n build-gpu/bin/test_optimizer_checkpoint
+done
 run_test "test_mpi_collectives, 2 ranks" $MPIRUN -np 2 build-gpu/bin/test_mpi_collectives
 run_test "test_adamw_kernel" build-gpu/bin/test_adamw_kernel
 
