@@ -297,7 +297,9 @@ TEST(MemoryPlanAdvice, OffloadWhenOnlyOffloadFits) {
   };
   const double usable = 20 - train::safety_margin_gib(20);
   EXPECT_LE(with_ratio(choice.ratio), usable);
-  if (choice.ratio > 0.05) EXPECT_GT(with_ratio(choice.ratio - 0.05), usable);
+  if (choice.ratio > 0.05) {
+    EXPECT_GT(with_ratio(choice.ratio - 0.05), usable);
+  }
   EXPECT_EQ(train::choose_offload(in, 80).device, optim::OffloadDevice::none);
   const train::FitAdvice advice = train::advise(in, 20);
   EXPECT_TRUE(advice.fits);
