@@ -225,7 +225,7 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
   fill_param_staging();
   overlap_ = sharded_ && config_.stage == 2 && config_.overlap_comm;
   for (size_t i = 0; i < parameters_.size(); ++i) {
-    if (!overlap_ && !parameters_[i].sparse_rows) continue;  // sparse rows: their indices are needed at any stage
+    if (!overlap_ && !parameters_[i].sparse_rows) continue;  // sparse rows: a dense gradient is refused as it arrives
     hooks_.push_back(std::make_unique<compat::GradAccumulatedHook>(
         parameters_[i].tensor, [this, i](const at::Tensor& added) { on_gradient_accumulated(static_cast<int>(i), added); }));
   }
@@ -355,10 +355,12 @@ void ZeroOptimizer::reduce_rows(int bucket) {
       "all-reduce of the rows of bucket " + std::to_string(bucket) + " (" + slot.name + ")");
   const int64_t* row = summed.rows.data_ptr<int64_t>();
   std::vector<uint8_t>& used = rows_in_use_[bucket];
-  for (int64_t i = 0; i < summed.rows.numel() && !used.empty(); ++i) {
-    if (used[row[i]]) continue;
-    used[row[i]] = 1;
-    device_rows_index_[bucket] = at::Tensor();
+  if (!used.empty()) {
+    for (int64_t i = 0; i < summed.rows.numel(); ++i) {
+      if (used[row[i]]) continue;
+      used[row[i]] = 1;
+      device_rows_index_[bucket] = at::Tensor();  // rebuilt with the new rows
+    }
   }
 
   if (copy_out_work_[bucket]) copy_out_work_[bucket]->wait();  // the last step's copy out read the range
