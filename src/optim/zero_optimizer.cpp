@@ -215,6 +215,8 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
   reduce_again_.assign(layout_.buckets().size(), 0);
   rows_in_use_.resize(layout_.buckets().size());
   device_rows_index_.resize(layout_.buckets().size());
+  rows_version_.assign(layout_.buckets().size(), 0);
+  packed_rows_.assign(host_grads_.size(), std::vector<PackedRows>(layout_.buckets().size()));
   while (dense_buckets_ < static_cast<int>(layout_.buckets().size()) && !layout_.buckets()[dense_buckets_].sparse_rows) {
     ++dense_buckets_;
   }
@@ -356,11 +358,12 @@ void ZeroOptimizer::reduce_rows(int bucket) {
   const int64_t* row = summed.rows.data_ptr<int64_t>();
   std::vector<uint8_t>& used = rows_in_use_[bucket];
   if (!used.empty()) {
+    bool new_rows = false;
     for (int64_t i = 0; i < summed.rows.numel(); ++i) {
-      if (used[row[i]]) continue;
+      new_rows = new_rows || !used[row[i]];
       used[row[i]] = 1;
-      device_rows_index_[bucket] = at::Tensor();  // rebuilt with the new rows
     }
+    if (new_rows) rows_came_into_use(bucket);
   }
 
   if (copy_out_work_[bucket]) copy_out_work_[bucket]->wait();  // the last step's copy out read the range
@@ -375,8 +378,18 @@ void ZeroOptimizer::copy_out(int bucket, const comm::Work* after) {
   if (!staging_ || host == 0) return;
   // The host part's gradients go to pinned memory as soon as they are reduced.
   const int64_t offset = layout_.shard_offset(bucket);
+  const at::Tensor reduced = grad_shard_.narrow(0, offset, host);
+  if (packs_rows(bucket)) {  // reduced by rows on the compute stream: nothing AFTER
+    PackedRows& packed = packed_rows_[parity_][bucket];
+    if (packed.version() != rows_version_[bucket]) {
+      packed.set_runs(runs_to_update(bucket, offset, offset + host), offset, rows_version_[bucket], comm_, model_dtype_,
+                      config_.pin_memory);
+    }
+    copy_out_work_[bucket] = packed.copy_out(comm_, reduced);
+    return;
+  }
   at::Tensor target = host_grads_[parity_].narrow(0, offset, host);
-  copy_out_work_[bucket] = comm_.copy(target, grad_shard_.narrow(0, offset, host), after);
+  copy_out_work_[bucket] = comm_.copy(target, reduced, after);
 }
 
 void ZeroOptimizer::check_grads_alias() const {
@@ -533,11 +546,22 @@ comm::WorkPtr ZeroOptimizer::copy_in(int bucket, int parity) {
   const int64_t host = host_prefix(bucket);
   if (!staging_ || host == 0) return nullptr;
   at::Tensor target = owned_params(bucket).narrow(0, 0, host);
-  copy_in_work_.push_back(comm_.copy(target, param_staging_[parity].narrow(0, layout_.shard_offset(bucket), host)));
-  return copy_in_work_.back();
+  const at::Tensor updated = param_staging_[parity].narrow(0, layout_.shard_offset(bucket), host);
+  comm::WorkPtr work = packs_rows(bucket) ? packed_rows_[parity][bucket].copy_in(comm_, updated)
+                                          : comm_.copy(target, updated);
+  if (work) copy_in_work_.push_back(work);
+  return work;
 }
 
 void ZeroOptimizer::gather(int bucket, const comm::WorkPtr& after) {
+  // Packed rows that came in go into place first, on the compute stream, which the all-gather follows. Not earlier:
+  // the compute stream would wait there for every copy in queued before theirs, and so would the host where it
+  // synchronises with that stream (the rows' all-reduce, the norm). Measured with the delayed update: the wait moved
+  // from the copies in to the reductions.
+  const int64_t host = host_prefix(bucket);
+  for (auto& by_bucket : packed_rows_) {
+    if (host > 0) by_bucket[bucket].put_in_place(owned_params(bucket).narrow(0, 0, host));
+  }
   if (!sharded_) return;
   at::Tensor all = bucket_params(bucket);
   gather_work_.push_back(
@@ -603,6 +627,15 @@ ZeroOptimizer::RowLayout ZeroOptimizer::row_layout(int bucket) const {
   return {slot, slot.shape[1], layout_.owned_begin(bucket) - layout_.shard_offset(bucket) - slot.flat_offset};
 }
 
+void ZeroOptimizer::rows_came_into_use(int bucket) {
+  device_rows_index_[bucket] = at::Tensor();
+  ++rows_version_[bucket];
+}
+
+bool ZeroOptimizer::packs_rows(int bucket) const {
+  return staging_ && !rows_in_use_[bucket].empty() && host_prefix(bucket) > 0;
+}
+
 ZeroOptimizer::Runs ZeroOptimizer::runs_to_update(int bucket, int64_t first, int64_t end) const {
   Runs runs;
   if (end == first) return runs;
@@ -632,18 +665,8 @@ const at::Tensor& ZeroOptimizer::device_rows_index(int bucket) {
   at::Tensor& index = device_rows_index_[bucket];
   if (index.defined() || rows_in_use_[bucket].empty()) return index;
   const int64_t first = layout_.shard_offset(bucket) + host_prefix(bucket);
-  const Runs runs = runs_to_update(bucket, first, layout_.shard_offset(bucket) + layout_.owned_numel(bucket));
-  int64_t total = 0;
-  for (const auto& run : runs) total += run.second;
-  // From pinned memory, so that the copy does not wait for the device's queue; the caching host allocator keeps the
-  // buffer until the copy has read it.
-  const bool gpu = !comm_.device().is_cpu();
-  at::Tensor host = at::empty({total}, at::TensorOptions().dtype(at::kLong).pinned_memory(gpu));
-  int64_t* out = host.data_ptr<int64_t>();
-  for (const auto& [begin, count] : runs) {
-    for (int64_t i = 0; i < count; ++i) *out++ = begin - first + i;
-  }
-  index = host.to(comm_.device(), /*non_blocking=*/gpu);
+  index = element_index(runs_to_update(bucket, first, layout_.shard_offset(bucket) + layout_.owned_numel(bucket)), first,
+                        comm_.device());
   return index;
 }
 
@@ -652,7 +675,7 @@ void ZeroOptimizer::find_rows_in_use() {
     std::vector<uint8_t>& used = rows_in_use_[b];
     if (used.empty()) continue;
     std::fill(used.begin(), used.end(), 0);
-    device_rows_index_[b] = at::Tensor();
+    rows_came_into_use(b);
     const auto [slot, columns, shift] = row_layout(b);
     for (const StatePiece& piece : state_pieces(layout_.shard_offset(b), layout_.owned_numel(b))) {
       const ShardState& state = state_of(piece);
@@ -691,6 +714,12 @@ int64_t ZeroOptimizer::sparse_rows_in_use() const {
 
 void ZeroOptimizer::update_bucket(int bucket, const AdamWStep& base, const Runs* runs, int parity) {
   const bool host_part = runs != nullptr;
+  if (host_part && packs_rows(bucket)) {
+    const PackedRows& packed = packed_rows_[parity][bucket];
+    VT_CHECK(packed.runs() == *runs, "bucket ", bucket, ": the rows its gradients were copied out by are not the rows "
+             "in use to update");
+    packed.unpack(host_grads_[parity].narrow(0, layout_.shard_offset(bucket), host_prefix(bucket)));
+  }
   AdamWStep hyper = base;
   for (const auto& segment : layout_.owned_segments()) {
     if (segment.bucket != bucket) continue;

@@ -11,7 +11,8 @@
 // A tensor whose gradients arrive as sparse rows (an Embedding with sparse gradients) is reduced in step(), by the
 // rows the ranks' batches used (comm::all_reduce_rows) instead of whole: it is the last gradient of the backward
 // pass, and as one dense reduction it could not overlap anything. Its gradient stays the sparse rows autograd
-// accumulates, with no place in the flat gradient buffer (sa2va-4b's embed_tokens: 620 MB less per GPU).
+// accumulates, with no place in the flat gradient buffer (sa2va-4b's embed_tokens: 620 MB less per GPU). Where its
+// state is on the host, its gradients go out and its parameters come back as the rows in use alone (PackedRows).
 // With offload, the first offload_ratio of the shard (the buckets reduced first) has its state on the host and
 // crosses PCIe; the rest keeps its state on the device and updates there while the host updates its part.
 // With delayed_update (after its warm-up), step(t) starts the host part's AdamW on a background thread and returns;
@@ -37,6 +38,7 @@
 #include "vesseltune/optim/adamw_kernel.h"
 #include "vesseltune/optim/flat_layout.h"
 #include "vesseltune/optim/host_thread_pool.h"
+#include "vesseltune/optim/packed_rows.h"
 #include "vesseltune/optim/zero_config.h"
 
 namespace torch::nn {
@@ -176,7 +178,7 @@ class ZeroOptimizer {
   int64_t host_prefix(int bucket) const;  // elements of the bucket's owned range whose state is on the host
   // Runs of shard elements (offset, count) that AdamW updates in shard range [first, end) of BUCKET: all of it, or
   // the rows in use of a sparse-rows bucket.
-  using Runs = std::vector<std::pair<int64_t, int64_t>>;
+  using Runs = ElementRuns;
   Runs runs_to_update(int bucket, int64_t first, int64_t end) const;
   // Those of every bucket's host part.
   std::vector<Runs> host_runs() const;
@@ -190,6 +192,10 @@ class ZeroOptimizer {
     int64_t shift;  // shard offset x holds element x + shift of the tensor
   };
   RowLayout row_layout(int bucket) const;
+  // Rows of BUCKET came into use: the indices and packings built from the old ones are out of date.
+  void rows_came_into_use(int bucket);
+  // Whether BUCKET's host part crosses PCIe as its rows in use alone (packed_rows_).
+  bool packs_rows(int bucket) const;
   // After a checkpoint was loaded: the rows in use are those with state, on any rank.
   void find_rows_in_use();
   // The host part's staging buffers hold every parameter of it (rows left out of an update keep theirs).
@@ -201,8 +207,9 @@ class ZeroOptimizer {
   void start_host_update(const AdamWStep& base);
   // Waits for it (rethrows its error); returns the parity of the buffers it wrote, or -1 when none was pending.
   int join_host_update();
-  // Copies the host part's new parameters of BUCKET in from the buffers of PARITY (staging only; else null), and
-  // all-gathers the bucket after AFTER (stage >= 1). The works join copy_in_work_ and gather_work_.
+  // Copies the host part's new parameters of BUCKET in from the buffers of PARITY (staging only; else null); then
+  // puts packed rows in place and all-gathers the bucket after AFTER (stage >= 1). The works join copy_in_work_ and
+  // gather_work_.
   comm::WorkPtr copy_in(int bucket, int parity);
   void gather(int bucket, const comm::WorkPtr& after);
   // Orders the current stream after those works (and, HOST_TOO, waits for them on the host).
@@ -252,6 +259,10 @@ class ZeroOptimizer {
   // By bucket, for sparse-rows tensors without weight decay (else empty): 1 for each row in use.
   std::vector<std::vector<uint8_t>> rows_in_use_;
   std::vector<at::Tensor> device_rows_index_;  // by bucket, see device_rows_index(); reset when rows come into use
+  std::vector<int64_t> rows_version_;          // by bucket: how many times rows came into use
+  // [parity][bucket]: the host part's rows in use as the copy out of that parity's gradients packed them; the host
+  // update and the copy in of the parameters use the same packing.
+  std::vector<std::vector<PackedRows>> packed_rows_;
   std::vector<comm::WorkPtr> reduce_work_;
   std::vector<comm::WorkPtr> copy_out_work_;
   std::vector<comm::WorkPtr> copy_in_work_;
