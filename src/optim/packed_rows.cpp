@@ -6,6 +6,19 @@
 #include "vesseltune/core/check.h"
 
 namespace vesseltune::optim {
+namespace {
+
+// Between a range's buffer (RANGE, from shard element FIRST) and the packed one: the runs, one after the other in
+// PACKED; into PACKED when PACK, out of it otherwise.
+void move_runs(const ElementRuns& runs, int64_t first, char* range, char* packed, size_t element, bool pack) {
+  for (const auto& [begin, count] : runs) {
+    char* spread = range + (begin - first) * element;
+    std::memcpy(pack ? packed : spread, pack ? spread : packed, count * element);
+    packed += count * element;
+  }
+}
+
+}  // namespace
 
 at::Tensor element_index(const ElementRuns& runs, int64_t first, const at::Device& device) {
   int64_t total = 0;
@@ -49,24 +62,14 @@ comm::WorkPtr PackedRows::copy_out(comm::Communicator& comm, const at::Tensor& d
 }
 
 void PackedRows::unpack(at::Tensor host_part) const {
-  const size_t element = host_part.element_size();
-  const char* from = static_cast<const char*>(on_host_.data_ptr());
-  char* to = static_cast<char*>(host_part.data_ptr());
-  for (const auto& [begin, count] : runs_) {
-    std::memcpy(to + (begin - first_) * element, from, count * element);
-    from += count * element;
-  }
+  move_runs(runs_, first_, static_cast<char*>(host_part.data_ptr()), static_cast<char*>(on_host_.data_ptr()),
+            host_part.element_size(), /*pack=*/false);
 }
 
 comm::WorkPtr PackedRows::copy_in(comm::Communicator& comm, const at::Tensor& host_part) {
   if (numel_ == 0) return nullptr;
-  const size_t element = host_part.element_size();
-  const char* from = static_cast<const char*>(host_part.data_ptr());
-  char* to = static_cast<char*>(on_host_.data_ptr());
-  for (const auto& [begin, count] : runs_) {
-    std::memcpy(to, from + (begin - first_) * element, count * element);
-    to += count * element;
-  }
+  move_runs(runs_, first_, static_cast<char*>(host_part.data_ptr()), static_cast<char*>(on_host_.data_ptr()),
+            host_part.element_size(), /*pack=*/true);
   at::Tensor packed = on_device_.narrow(0, 0, numel_);
   last_in_ = comm.copy(packed, on_host_.narrow(0, 0, numel_));
   arrived_ = true;

@@ -363,7 +363,7 @@ void ZeroOptimizer::reduce_rows(int bucket) {
       new_rows = new_rows || !used[row[i]];
       used[row[i]] = 1;
     }
-    if (new_rows) rows_came_into_use(bucket);
+    if (new_rows) ++rows_version_[bucket];
   }
 
   if (copy_out_work_[bucket]) copy_out_work_[bucket]->wait();  // the last step's copy out read the range
@@ -627,11 +627,6 @@ ZeroOptimizer::RowLayout ZeroOptimizer::row_layout(int bucket) const {
   return {slot, slot.shape[1], layout_.owned_begin(bucket) - layout_.shard_offset(bucket) - slot.flat_offset};
 }
 
-void ZeroOptimizer::rows_came_into_use(int bucket) {
-  device_rows_index_[bucket] = at::Tensor();
-  ++rows_version_[bucket];
-}
-
 bool ZeroOptimizer::packs_rows(int bucket) const {
   return staging_ && !rows_in_use_[bucket].empty() && host_prefix(bucket) > 0;
 }
@@ -662,12 +657,13 @@ std::vector<ZeroOptimizer::Runs> ZeroOptimizer::host_runs() const {
 }
 
 const at::Tensor& ZeroOptimizer::device_rows_index(int bucket) {
-  at::Tensor& index = device_rows_index_[bucket];
-  if (index.defined() || rows_in_use_[bucket].empty()) return index;
+  VersionedIndex& built = device_rows_index_[bucket];
+  if (rows_in_use_[bucket].empty() || built.version == rows_version_[bucket]) return built.index;
   const int64_t first = layout_.shard_offset(bucket) + host_prefix(bucket);
-  index = element_index(runs_to_update(bucket, first, layout_.shard_offset(bucket) + layout_.owned_numel(bucket)), first,
-                        comm_.device());
-  return index;
+  built.index = element_index(runs_to_update(bucket, first, layout_.shard_offset(bucket) + layout_.owned_numel(bucket)),
+                              first, comm_.device());
+  built.version = rows_version_[bucket];
+  return built.index;
 }
 
 void ZeroOptimizer::find_rows_in_use() {
@@ -675,7 +671,7 @@ void ZeroOptimizer::find_rows_in_use() {
     std::vector<uint8_t>& used = rows_in_use_[b];
     if (used.empty()) continue;
     std::fill(used.begin(), used.end(), 0);
-    rows_came_into_use(b);
+    ++rows_version_[b];
     const auto [slot, columns, shift] = row_layout(b);
     for (const StatePiece& piece : state_pieces(layout_.shard_offset(b), layout_.owned_numel(b))) {
       const ShardState& state = state_of(piece);

@@ -192,8 +192,6 @@ class ZeroOptimizer {
     int64_t shift;  // shard offset x holds element x + shift of the tensor
   };
   RowLayout row_layout(int bucket) const;
-  // Rows of BUCKET came into use: the indices and packings built from the old ones are out of date.
-  void rows_came_into_use(int bucket);
   // Whether BUCKET's host part crosses PCIe as its rows in use alone (packed_rows_).
   bool packs_rows(int bucket) const;
   // After a checkpoint was loaded: the rows in use are those with state, on any rank.
@@ -258,8 +256,14 @@ class ZeroOptimizer {
   int dense_buckets_ = 0;  // the buckets before the sparse-rows ones (FlatLayout puts those last)
   // By bucket, for sparse-rows tensors without weight decay (else empty): 1 for each row in use.
   std::vector<std::vector<uint8_t>> rows_in_use_;
-  std::vector<at::Tensor> device_rows_index_;  // by bucket, see device_rows_index(); reset when rows come into use
-  std::vector<int64_t> rows_version_;          // by bucket: how many times rows came into use
+  // By bucket: how many times rows came into use. What is built from the rows in use (the device index, the
+  // packings) remembers the version it was built from, and is rebuilt when that is out of date.
+  std::vector<int64_t> rows_version_;
+  struct VersionedIndex {
+    int64_t version = -1;
+    at::Tensor index;
+  };
+  std::vector<VersionedIndex> device_rows_index_;  // by bucket, see device_rows_index()
   // [parity][bucket]: the host part's rows in use as the copy out of that parity's gradients packed them; the host
   // update and the copy in of the parameters use the same packing.
   std::vector<std::vector<PackedRows>> packed_rows_;
