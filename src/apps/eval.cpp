@@ -111,7 +111,11 @@ int evaluate(const Arguments& args, const comm::World& world) {
   int64_t done = 0;
   for (int64_t index = world.rank; index < source.size(); index += world.size) {
     const eval::EvalImage image = source.read(index);
+    const int64_t without_seg = segmenter.answers_without_seg();
     const at::Tensor probability = segmenter.probability(image.record);
+    if (segmenter.answers_without_seg() > without_seg) {
+      VT_LOG(warning) << image.name << ": the generated answer has no [SEG]; scored as an empty mask";
+    }
     const at::Tensor predicted = (probability >= args.threshold).to(at::kByte);
     data::write_png(out / "masks" / (image.name + ".png"), eval::mask_image(predicted));
     if (source.labelled()) {
@@ -140,8 +144,15 @@ int evaluate(const Arguments& args, const comm::World& world) {
   const std::vector<double> indices = gather(mine.indices, MPI_DOUBLE, world);
   const std::vector<double> packed = gather(mine.packed, MPI_DOUBLE, world);
   const std::vector<char> names = gather(std::vector<char>(mine.names.begin(), mine.names.end()), MPI_CHAR, world);
+  const std::vector<double> without_seg =
+      gather(std::vector<double>{static_cast<double>(segmenter.answers_without_seg())}, MPI_DOUBLE, world);
   sum_histograms(mine.histograms, world);
   if (world.rank != 0) return 0;
+  if (args.segmenter.generate) {
+    VT_LOG(info) << "generated answers without [SEG] (scored as empty masks): "
+                 << std::accumulate(without_seg.begin(), without_seg.end(), 0.0) << " of " << source.size()
+                 << (args.segmenter.mode == "tile" ? " windows' images" : " images");
+  }
 
   // Back in the source's order.
   std::vector<std::string> all_names;
@@ -188,6 +199,9 @@ int main(int argc, char** argv) {
   app.add_option("--tile-size", args.segmenter.tile_size, "tile mode: window side in pixels")->check(CLI::PositiveNumber);
   app.add_option("--tile-overlap", args.segmenter.tile_overlap, "tile mode: pixels shared by neighbouring windows")
       ->check(CLI::NonNegativeNumber);
+  app.add_flag("--generate", args.segmenter.generate,
+               "the model generates its answer (greedy, as Sa2VA's predict_forward) instead of the teacher-forced "
+               "\"Sure, [SEG].\"; its first [SEG] is scored, no [SEG] scores an empty mask");
   app.add_option("--threshold", args.threshold, "probability >= threshold is vessel")->check(CLI::Range(0.0, 1.0));
   app.add_option("--best-worst", args.best_worst, "images of each kind on the contact sheet")->check(CLI::PositiveNumber);
   app.add_option("--set", args.overrides, "override a key of the run's config, e.g. model.weights=/models/Sa2VA-4B");

@@ -101,6 +101,20 @@ data::Image render_overlay(const data::Image& image, const at::Tensor& predicted
   return out;
 }
 
+data::Image render_mask_overlay(const data::Image& image, const at::Tensor& mask) {
+  data::Image out = to_rgb(image);
+  check_mask(mask, out, "predicted");
+  const uint8_t* m = mask.contiguous().data_ptr<uint8_t>();
+  for (int y = 0; y < out.height; ++y) {
+    for (int x = 0; x < out.width; ++x) {
+      if (!m[static_cast<size_t>(y) * out.width + x]) continue;
+      uint8_t* p = out.ptr(y, x);
+      for (int c = 0; c < 3; ++c) p[c] = static_cast<uint8_t>((p[c] + kTruePositiveColour[c]) / 2);
+    }
+  }
+  return out;
+}
+
 data::Image contact_sheet(const std::vector<SheetEntry>& entries, int columns, int cell_width) {
   VT_CHECK(!entries.empty(), "contact sheet: no entries");
   VT_CHECK(columns > 0 && cell_width > 0, "contact sheet: columns (", columns, ") and cell width (", cell_width,

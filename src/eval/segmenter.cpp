@@ -43,6 +43,7 @@ Segmenter::Segmenter(const train::TrainedModel& model, SegmenterOptions options)
   VT_CHECK(options_.mode == "resize" || options_.mode == "tile", "--mode must be resize or tile, got '",
            options_.mode, "'");
   if (options_.mode == "tile") window_starts(1, options_.tile_size, options_.tile_overlap);  // checks the sizes
+  if (options_.generate) predictor_.emplace(model, PredictOptions{});
 }
 
 at::Tensor Segmenter::probability(const data::SampleRecord& record) {
@@ -50,10 +51,17 @@ at::Tensor Segmenter::probability(const data::SampleRecord& record) {
 }
 
 at::Tensor Segmenter::whole(const data::SampleRecord& record) {
+  if (predictor_) {
+    const Prediction prediction = predictor_->predict({record}).front();
+    if (!prediction.probabilities.empty()) return prediction.probabilities.front();
+    ++answers_without_seg_;
+    return at::zeros({record.image.height, record.image.width}, at::kFloat);
+  }
   torch::NoGradGuard no_grad;
   const data::Batch batch = data::collate({data::make_model_inputs(record, inputs_, 0)});
-  const model::Sa2VAStepOutput out = net_->forward(model_.encoder->encode(batch, model_.device, model_.dtype, false, 0).inputs);
-  return model::sam2::probabilities_from_logits(out.mask_logits, inputs_.sam_size, record.image.height,
+  const model::Sa2VABatch inputs = model_.encoder->encode(batch, model_.device, model_.dtype, false, 0).inputs;
+  const model::SegMasks masks = net_->predict(inputs.inputs, inputs.sam_images);
+  return model::sam2::probabilities_from_logits(masks.logits, inputs_.sam_size, record.image.height,
                                                 record.image.width)[0]
       .to(at::kCPU);
 }

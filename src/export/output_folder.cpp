@@ -13,14 +13,24 @@ namespace vesseltune::exporting {
 
 namespace fs = std::filesystem;
 
-OutputFolder::OutputFolder(const std::string& out, bool overwrite)
-    : out_(fs::path(out).lexically_normal()), overwrite_(overwrite) {
-  if (!out_.has_filename()) out_ = out_.parent_path();  // "merged/" names the folder "merged"
-  VT_CHECK(out_.has_filename() && out_.filename() != "." && out_.filename() != "..", "output folder '", out,
+namespace {
+
+fs::path folder_path(const std::string& out) {
+  fs::path path = fs::path(out).lexically_normal();
+  if (!path.has_filename()) path = path.parent_path();  // "merged/" names the folder "merged"
+  VT_CHECK(path.has_filename() && path.filename() != "." && path.filename() != "..", "output folder '", out,
            "' must name a folder");
+  return path;
+}
+
+}  // namespace
+
+fs::path OutputFolder::staging_for(const std::string& out) { return folder_path(out).string() + ".tmp"; }
+
+OutputFolder::OutputFolder(const std::string& out, bool overwrite) : out_(folder_path(out)), overwrite_(overwrite) {
   VT_CHECK(overwrite_ || !fs::exists(out_), "output folder '", out_.string(),
            "' exists already: choose another --out, or replace it with --overwrite");
-  staging_ = out_.string() + ".tmp";
+  staging_ = staging_for(out);
   // A leftover of an export that died: never complete, never read.
   VT_CHECK(remove_tree(staging_.string()), "cannot remove the leftover '", staging_.string(), "': ", std::strerror(errno));
   fs::create_directories(staging_);

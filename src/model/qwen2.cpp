@@ -48,7 +48,7 @@ Qwen2AttentionImpl::Qwen2AttentionImpl(const LlmConfig& config)
 }
 
 at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                       const AttentionMask& mask) {
+                                       const AttentionMask& mask, LayerCache* cache) {
   const int64_t b = x.size(0), t = x.size(1);
   at::Tensor q = q_proj(x).view({b, t, num_heads_, head_dim_}).transpose(1, 2);
   at::Tensor k = k_proj(x).view({b, t, num_kv_heads_, head_dim_}).transpose(1, 2);
@@ -56,11 +56,22 @@ at::Tensor Qwen2AttentionImpl::forward(const at::Tensor& x, const at::Tensor& co
   const at::Tensor c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());  // no-ops from Qwen2Model
   q = q * c + rotate_half(q) * s;
   k = k * c + rotate_half(k) * s;
+  if (cache != nullptr) {
+    // Without a mask: causal over a first chunk, or one new position that sees everything cached.
+    VT_CHECK((mask.visible.defined() || cache->length == 0 || t == 1) && cache->length + t <= cache->keys.size(2),
+             "attention cache: ", t, " new positions after ", cache->length, " of ", cache->keys.size(2),
+             " need a mask and room");
+    cache->keys.narrow(2, cache->length, t).copy_(k);
+    cache->values.narrow(2, cache->length, t).copy_(v);
+    cache->length += t;
+    k = cache->keys.narrow(2, 0, cache->length);
+    v = cache->values.narrow(2, 0, cache->length);
+  }
   // Each KV head serves num_heads / num_kv_heads query heads; the attention kernel shares them.
   const double scale = 1.0 / std::sqrt(static_cast<double>(head_dim_));
   at::Tensor out = mask.visible.defined()
                        ? compat::scaled_dot_product_attention(q, k, v, mask.visible, false, scale)
-                       : compat::scaled_dot_product_attention(q, k, v, c10::nullopt, true, scale);
+                       : compat::scaled_dot_product_attention(q, k, v, c10::nullopt, /*is_causal=*/t > 1, scale);
   return o_proj(out.transpose(1, 2).reshape({b, t, num_heads_ * head_dim_}));
 }
 
@@ -80,8 +91,8 @@ Qwen2DecoderLayerImpl::Qwen2DecoderLayerImpl(const LlmConfig& config) {
 }
 
 at::Tensor Qwen2DecoderLayerImpl::forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin,
-                                          const AttentionMask& mask) {
-  at::Tensor h = x + self_attn(input_layernorm(x), cos, sin, mask);
+                                          const AttentionMask& mask, LayerCache* cache) {
+  at::Tensor h = x + self_attn->forward(input_layernorm(x), cos, sin, mask, cache);
   return h + mlp(post_attention_layernorm(h));
 }
 
@@ -124,6 +135,29 @@ at::Tensor Qwen2ModelImpl::forward(const at::Tensor& inputs_embeds, const at::Te
     }
   }
   return norm(length > tokens ? x.narrow(1, 0, tokens) : x);
+}
+
+at::Tensor Qwen2ModelImpl::forward_cached(const at::Tensor& inputs_embeds, const at::Tensor& cos, const at::Tensor& sin,
+                                         const AttentionMask& mask, std::vector<LayerCache>& cache) {
+  VT_CHECK(cache.size() == layers->size(), "language_model: a cache of ", cache.size(), " layers for ", layers->size());
+  at::Tensor x = inputs_embeds;
+  for (size_t i = 0; i < layers->size(); ++i) {
+    x = layers->at<Qwen2DecoderLayerImpl>(i).forward(x, cos, sin, mask, &cache[i]);
+  }
+  return norm(x);
+}
+
+std::vector<LayerCache> Qwen2ModelImpl::make_cache(int64_t batch, int64_t capacity, at::ScalarType dtype,
+                                                  at::Device device) const {
+  VT_CHECK(capacity <= config_.max_position_embeddings, "language_model: ", capacity,
+           " positions exceed max_position_embeddings ", config_.max_position_embeddings);
+  const auto options = at::TensorOptions().dtype(dtype).device(device);
+  std::vector<LayerCache> cache(layers->size());
+  for (LayerCache& layer : cache) {
+    layer.keys = at::empty({batch, config_.num_kv_heads, capacity, config_.head_dim()}, options);
+    layer.values = at::empty_like(layer.keys);
+  }
+  return cache;
 }
 
 Qwen2ForCausalLMImpl::Qwen2ForCausalLMImpl(const LlmConfig& config) : config_(config) {

@@ -41,6 +41,20 @@ at::Tensor Sa2VAVisionLanguageImpl::image_features(const at::Tensor& pixel_value
   return features.reshape({-1, features.size(-1)});
 }
 
+at::Tensor Sa2VAVisionLanguageImpl::embed_inputs(const at::Tensor& ids, const at::Tensor& pixel_values) {
+  at::Tensor embeds = language_model->embed(ids);
+  const at::Tensor image_mask = ids == config_.image_context_token_id;
+  const int64_t image_tokens = image_mask.sum().item<int64_t>();
+  const int64_t tiles = pixel_values.defined() ? pixel_values.size(0) : 0;
+  VT_CHECK(image_tokens == tiles * config_.image_tokens_per_tile(), "Sa2VA: input_ids hold ", image_tokens,
+           " <IMG_CONTEXT> tokens (id ", config_.image_context_token_id, ") but ", tiles, " tile(s) give ",
+           tiles * config_.image_tokens_per_tile(), " image features (", config_.image_tokens_per_tile(), " per tile)");
+  if (tiles == 0) return embeds;
+  RECORD_USER_SCOPE("vesseltune::vision_model+mlp1");  // named in profiles (vesseltune-train --profile)
+  at::Tensor features = image_features(pixel_values).to(embeds.scalar_type());
+  return embeds.masked_scatter(image_mask.unsqueeze(-1), features);
+}
+
 Sa2VAOutputs Sa2VAVisionLanguageImpl::forward(const Sa2VAInputs& inputs, bool return_logits) {
   const at::Tensor& ids = inputs.input_ids;
   VT_CHECK(ids.defined() && ids.dim() == 2, "Sa2VA: input_ids must be [batch, tokens], got ",
@@ -67,19 +81,7 @@ Sa2VAOutputs Sa2VAVisionLanguageImpl::forward(const Sa2VAInputs& inputs, bool re
     }
   }
 
-  at::Tensor embeds = language_model->embed(ids);
-  const at::Tensor image_mask = ids == config_.image_context_token_id;
-  const int64_t image_tokens = image_mask.sum().item<int64_t>();
-  const int64_t tiles = inputs.pixel_values.defined() ? inputs.pixel_values.size(0) : 0;
-  VT_CHECK(image_tokens == tiles * config_.image_tokens_per_tile(), "Sa2VA: input_ids hold ", image_tokens,
-           " <IMG_CONTEXT> tokens (id ", config_.image_context_token_id, ") but ", tiles, " tile(s) give ",
-           tiles * config_.image_tokens_per_tile(), " image features (", config_.image_tokens_per_tile(), " per tile)");
-  if (tiles > 0) {
-    RECORD_USER_SCOPE("vesseltune::vision_model+mlp1");  // named in profiles (vesseltune-train --profile)
-    at::Tensor features = image_features(inputs.pixel_values).to(embeds.scalar_type());
-    embeds = embeds.masked_scatter(image_mask.unsqueeze(-1), features);
-  }
-
+  const at::Tensor embeds = embed_inputs(ids, inputs.pixel_values);
   Sa2VAOutputs out;
   {
     RECORD_USER_SCOPE("vesseltune::language_model");

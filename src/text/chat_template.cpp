@@ -53,23 +53,46 @@ std::string expand_image_placeholder(const std::string& text, int64_t context_to
   return replace_all(text, kImagePlaceholder, image);
 }
 
+namespace {
+
+std::string instruction(const ChatTemplate& chat, const std::string& input, bool first_turn,
+                        const EncodeOptions& options) {
+  std::string text = replace_all(chat.instruction, "{input}", input);
+  if (first_turn && !options.system.empty()) text = replace_all(chat.system, "{system}", options.system) + text;
+  return expand_image_placeholder(text, options.image_tokens_per_tile * options.tiles);
+}
+
+void check_encode_options(const EncodeOptions& options) {
+  VT_CHECK(options.tiles >= 1 && options.image_tokens_per_tile >= 1, "chat template: tiles (", options.tiles,
+           ") and image tokens per tile (", options.image_tokens_per_tile, ") must be positive");
+}
+
+void check_length(size_t length, const EncodeOptions& options) {
+  VT_CHECK(options.max_length <= 0 || static_cast<int64_t>(length) <= options.max_length, "the prompt is ", length,
+           " tokens long (", options.tiles, " image tiles), over max_length ", options.max_length);
+}
+
+}  // namespace
+
+std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const ChatTemplate& chat, const std::string& input,
+                                   const EncodeOptions& options) {
+  check_encode_options(options);
+  std::vector<int64_t> ids = tokenizer.encode(instruction(chat, input, true, options));
+  check_length(ids.size(), options);
+  return ids;
+}
+
 EncodedConversation encode_conversation(const Tokenizer& tokenizer, const ChatTemplate& chat,
                                         const std::vector<Turn>& turns, const EncodeOptions& options) {
   VT_CHECK(!turns.empty(), "encode_conversation: no turns");
-  VT_CHECK(options.tiles >= 1 && options.image_tokens_per_tile >= 1, "encode_conversation: tiles (", options.tiles,
-           ") and image tokens per tile (", options.image_tokens_per_tile, ") must be positive");
+  check_encode_options(options);
   EncodedConversation out;
   for (size_t i = 0; i < turns.size(); ++i) {
-    std::string input = replace_all(chat.instruction, "{input}", turns[i].input);
-    if (i == 0 && !options.system.empty()) input = replace_all(chat.system, "{system}", options.system) + input;
-    input = expand_image_placeholder(input, options.image_tokens_per_tile * options.tiles);
-    append(out, tokenizer.encode(input), false);
+    append(out, tokenizer.encode(instruction(chat, turns[i].input, i == 0, options)), false);
     append(out, tokenizer.encode(turns[i].output + chat.suffix), true);
     if (!chat.separator.empty()) append(out, tokenizer.encode(chat.separator), false);
   }
-  VT_CHECK(options.max_length <= 0 || static_cast<int64_t>(out.input_ids.size()) <= options.max_length,
-           "encode_conversation: the conversation is ", out.input_ids.size(), " tokens long (", options.tiles,
-           " image tiles), over max_length ", options.max_length);
+  check_length(out.input_ids.size(), options);
   return out;
 }
 

@@ -5,6 +5,7 @@
 
 #include "error_message.h"
 #include "vesseltune/core/check.h"
+#include "vesseltune/model/config.h"
 #include "vesseltune/train/lr_schedule.h"
 #include "vesseltune/train/train_config.h"
 #include "vesseltune/train/validation.h"
@@ -22,6 +23,16 @@ TEST(TrainConfig, ShippedConfigsLoadAndTheResolvedYamlReadsBackTheSame) {
   const TrainConfig tiny = TrainConfig::load(std::string(VESSELTUNE_SOURCE_DIR) + "/configs/tiny_vessel.yaml");
   EXPECT_EQ(tiny.model.preset, "tiny");
   EXPECT_FALSE(tiny.model.object_score_gate);
+}
+
+TEST(TrainConfig, TheReleasedRecipesUseTheDecoderMasksUngatedAsSa2VADoes) {
+  // Sa2VA's SAM2 subclass leaves SAM2's object-score gate out, in training and inference.
+  for (const char* file : {"configs/sa2va_1b_vessel_lora.yaml", "configs/sa2va_4b_vessel_lora.yaml"}) {
+    const TrainConfig config = TrainConfig::load(std::string(VESSELTUNE_SOURCE_DIR) + "/" + file);
+    EXPECT_FALSE(config.model.object_score_gate) << file;
+  }
+  EXPECT_FALSE(TrainConfig{}.model.object_score_gate);
+  EXPECT_FALSE(model::Sa2VAConfig{}.object_score_gate);
 }
 
 TEST(TrainConfig, ADeepSpeedJsonDecidesTheZeroSettings) {

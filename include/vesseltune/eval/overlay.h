@@ -23,6 +23,10 @@ constexpr uint8_t kFalseNegativeColour[3] = {0, 0, 255};  // blue: vessel missed
 data::Image render_overlay(const data::Image& image, const at::Tensor& predicted, const at::Tensor& truth,
                            const at::Tensor& fov);
 
+// IMAGE (grey or RGB) with the pixels of MASK tinted green, half image and half colour: a prediction without
+// ground truth (vesseltune-predict).
+data::Image render_mask_overlay(const data::Image& image, const at::Tensor& mask);
+
 struct SheetEntry {
   data::Image image;  // 1 or 3 channels
   std::string caption;

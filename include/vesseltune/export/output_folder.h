@@ -19,6 +19,8 @@ class OutputFolder {
 
   // Where the files go until commit().
   const std::filesystem::path& staging() const { return staging_; }
+  // The staging folder of OUT, for processes that write into it beside the one that owns the folder (MPI ranks).
+  static std::filesystem::path staging_for(const std::string& out);
   // Renames OUT.tmp to OUT (replacing OUT when overwriting).
   void commit();
 

@@ -82,9 +82,10 @@ struct Sa2VAConfig {
                                                 "mlp1", "text_hidden_fcs",
                                                 "grounding_encoder.sam2_model.sam_mask_decoder"};
   bool activation_checkpointing = false;
-  // SAM2's object-score gate (masks of prompts scored "no object" become -1024), as in Sa2VA. It passes no
-  // gradient, so a randomly initialised SAM2 (the tiny demo) must train without it.
-  bool object_score_gate = true;
+  // SAM2's object-score gate (masks of prompts scored "no object" become -1024). Off, as in Sa2VA: its SAM2
+  // subclass leaves the gate out in training and inference (docs/sa2va_fidelity.md). Opt-in only: a gated prompt
+  // passes no gradient to the mask decoder.
+  bool object_score_gate = false;
 
   // Tokens per tile after pixel shuffle: (448 / 14 · 0.5)² = 256.
   int64_t image_tokens_per_tile() const;

@@ -40,10 +40,20 @@ AttentionMask make_causal_mask(const at::Tensor& attention_mask, int64_t tokens)
 // cos and sin [T, head_dim] (fp32) of RoPE for positions 0..T-1.
 std::pair<at::Tensor, at::Tensor> rope_tables(int64_t tokens, int64_t head_dim, double theta, at::Device device);
 
+// One decoder layer's keys and values (after RoPE) of the positions seen so far, for generation: storage for
+// CAPACITY positions, the first LENGTH of them filled. A step appends its positions and attends to all filled ones.
+struct LayerCache {
+  at::Tensor keys, values;  // [B, kv_heads, capacity, head_dim]
+  int64_t length = 0;
+};
+
 class Qwen2AttentionImpl : public torch::nn::Module {
  public:
   explicit Qwen2AttentionImpl(const LlmConfig& config);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const AttentionMask& mask);
+  // With CACHE, the positions of x are appended to it and attend to every cached one (MASK [B, 1, T, cached + T]
+  // required); cos and sin are [T, d] or per sample [B, 1, T, d].
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const AttentionMask& mask,
+                     LayerCache* cache = nullptr);
 
   LoraLinear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
@@ -64,7 +74,8 @@ TORCH_MODULE(Qwen2MLP);
 class Qwen2DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit Qwen2DecoderLayerImpl(const LlmConfig& config);
-  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const AttentionMask& mask);
+  at::Tensor forward(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin, const AttentionMask& mask,
+                     LayerCache* cache = nullptr);
 
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Qwen2Attention self_attn{nullptr};
@@ -77,6 +88,13 @@ class Qwen2ModelImpl : public torch::nn::Module {
   explicit Qwen2ModelImpl(const LlmConfig& config);
   // inputs_embeds [B, T, H] → final hidden state after the final norm [B, T, H].
   at::Tensor forward(const at::Tensor& inputs_embeds, const at::Tensor& attention_mask = {});
+  // Generation (inference): the next positions of every sample, appended to CACHE (one LayerCache per layer).
+  // cos and sin [B, 1, T, head_dim] are the RoPE values at each sample's positions; mask [B, 1, T, cached + T]
+  // says which cached or new positions each new one sees.
+  at::Tensor forward_cached(const at::Tensor& inputs_embeds, const at::Tensor& cos, const at::Tensor& sin,
+                            const AttentionMask& mask, std::vector<LayerCache>& cache);
+  // Empty caches for BATCH sequences of up to CAPACITY positions, in DTYPE on DEVICE.
+  std::vector<LayerCache> make_cache(int64_t batch, int64_t capacity, at::ScalarType dtype, at::Device device) const;
 
   // Recompute each decoder layer in the backward pass instead of keeping its activations.
   bool activation_checkpointing = false;

@@ -46,6 +46,9 @@ class Sa2VAVisionLanguageImpl : public torch::nn::Module {
   Sa2VAOutputs forward(const Sa2VAInputs& inputs, bool return_logits = false);
   // tiles → [tiles · tokens_per_tile, H]
   at::Tensor image_features(const at::Tensor& pixel_values);
+  // Token embeddings of input_ids [B, T] with the tiles' features written at the <IMG_CONTEXT> positions, in order
+  // (pixel_values undefined: no image); checks that the counts agree.
+  at::Tensor embed_inputs(const at::Tensor& input_ids, const at::Tensor& pixel_values);
 
   // Activation checkpointing of every ViT and decoder layer (training mode only).
   void set_activation_checkpointing(bool on);

@@ -58,6 +58,12 @@ struct EncodeOptions {
 EncodedConversation encode_conversation(const Tokenizer& tokenizer, const ChatTemplate& chat,
                                         const std::vector<Turn>& turns, const EncodeOptions& options);
 
+// A generation prompt, as Sa2VA's predict_forward builds it: one turn's instruction around INPUT (after the system
+// block when options.system is set), <image> expanded, and nothing after the assistant's header. Throws past
+// options.max_length, naming the length.
+std::vector<int64_t> encode_prompt(const Tokenizer& tokenizer, const ChatTemplate& chat, const std::string& input,
+                                   const EncodeOptions& options);
+
 // Replaces every <image> with <img><IMG_CONTEXT>×n</img>.
 std::string expand_image_placeholder(const std::string& text, int64_t context_tokens);
 

@@ -38,7 +38,9 @@ struct ModelSettings {
   // Key prefixes trained in full besides Sa2VA's set (comma-separated), e.g. the SAM2 image encoder when
   // SAM2's weights are random: grounding_encoder.sam2_model.image_encoder
   std::string extra_trainable;
-  bool object_score_gate = true;  // SAM2's "no object" gate (Sa2VA); off for randomly initialised SAM2 weights
+  // SAM2's own "no object" gate (object score <= 0 -> mask logits -1024). Off as in Sa2VA, which leaves it out;
+  // opt-in, and a gated prompt trains nothing in the mask decoder.
+  bool object_score_gate = false;
   std::string dtype = "auto";     // auto (bf16 on GPUs, fp32 on CPUs) | bf16 | fp32
 };
 

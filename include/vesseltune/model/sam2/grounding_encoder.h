@@ -24,7 +24,7 @@ class GroundingEncoderImpl : public torch::nn::Module {
   // image order); prompts_per_image: how many of them belong to each image (sum n). → [n, 4h, 4w] float32.
   // gate_by_object_score: see Sam2ModelImpl::segment.
   LanguagePromptedMasks forward(const at::Tensor& images, const at::Tensor& language_embeddings,
-                                const std::vector<int64_t>& prompts_per_image, bool gate_by_object_score = true);
+                                const std::vector<int64_t>& prompts_per_image, bool gate_by_object_score = false);
 
   Sam2Model sam2_model() const { return sam2_model_; }
 

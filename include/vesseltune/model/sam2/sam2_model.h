@@ -31,7 +31,7 @@ struct ImageFeatures {
 };
 
 struct LanguagePromptedMasks {
-  at::Tensor multimask_logits;     // [n, 3, 4h, 4w], after the object-score gate
+  at::Tensor multimask_logits;     // [n, 3, 4h, 4w] (after the object-score gate, when asked for)
   at::Tensor iou_predictions;      // [n, 3]
   at::Tensor object_score_logits;  // [n, 1]
   at::Tensor best_mask_logits;     // [n, 4h, 4w] float32: the multimask output with the highest predicted IoU
@@ -50,10 +50,10 @@ class Sam2ModelImpl : public torch::nn::Module {
   // Raw decoder outputs for given sparse prompts [n, N, C] (dense prompt: no_mask_embed).
   MaskDecoderOutput decode(const ImageFeatures& per_prompt, const at::Tensor& sparse_prompt);
   // Sa2VA's prompting: sparse = [not-a-point, not-a-point, language embedding]; multimask output; the mask
-  // with the highest predicted IoU. SAM2 replaces the logits of prompts whose object score is ≤ 0 by -1024
-  // (gate_by_object_score), as its _forward_sam_heads does.
+  // with the highest predicted IoU, as Sa2VA's SAM2 subclass does. gate_by_object_score: SAM2's own base class
+  // replaces the logits of prompts whose object score is ≤ 0 by -1024; Sa2VA leaves that out (opt-in here).
   LanguagePromptedMasks segment(const ImageFeatures& per_prompt, const at::Tensor& language_embeddings,
-                                bool gate_by_object_score = true);
+                                bool gate_by_object_score = false);
 
   // Sa2VA trains the mask decoder only: everything else gets requires_grad false.
   void train_mask_decoder_only();
