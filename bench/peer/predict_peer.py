@@ -69,37 +69,11 @@ class Predictor(nn.Module):
 
     def __init__(self, sizes, device, dtype, peer):
         super().__init__()
-        from transformers import (InternVLVisionConfig, InternVLVisionModel, Qwen2Config, Qwen2ForCausalLM,
-                                  Sam2Config, Sam2HieraDetConfig, Sam2MaskDecoderConfig, Sam2Model,
-                                  Sam2PromptEncoderConfig, Sam2VisionConfig)
+        from transformers import InternVLVisionModel, Qwen2ForCausalLM, Sam2Model
         v, l, s = sizes["vision"], sizes["llm"], sizes["sam"]
-        # The same configs as sa2va_peer.build_model, without peft (inference runs merged weights).
-        vision_cfg = InternVLVisionConfig(
-            hidden_size=v["hidden"], intermediate_size=v["intermediate"], num_hidden_layers=v["layers"],
-            num_attention_heads=v["heads"], patch_size=v["patch"], image_size=v["image"], layer_norm_eps=1e-6,
-            attention_bias=True, use_qk_norm=False, norm_type="layer_norm", hidden_act="gelu",
-            use_mean_pooling=True,  # InternViT has no final LayerNorm: use_mean_pooling makes it an Identity
-            attn_implementation="sdpa")
-        llm_cfg = Qwen2Config(
-            vocab_size=sizes["vocab"], hidden_size=l["hidden"], intermediate_size=l["intermediate"],
-            num_hidden_layers=l["layers"], num_attention_heads=l["heads"], num_key_value_heads=l["kv_heads"],
-            rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 1e6},
-            tie_word_embeddings=False, use_cache=True, attn_implementation="sdpa")
+        # sa2va_peer's configs, without peft (inference runs merged weights).
+        vision_cfg, llm_cfg, sam_cfg = peer.model_configs(sizes, use_cache=True)
         image = s["image"]
-        sam_cfg = Sam2Config(
-            vision_config=Sam2VisionConfig(
-                backbone_config=Sam2HieraDetConfig(
-                    hidden_size=s["embed"], num_attention_heads=s["heads"], image_size=[image, image],
-                    blocks_per_stage=s["blocks"], embed_dim_per_stage=s["dims"],
-                    num_attention_heads_per_stage=s["heads_per_stage"], window_size_per_stage=s["windows"],
-                    global_attention_blocks=s["global_blocks"],
-                    window_positional_embedding_background_size=s["background"]),
-                backbone_channel_list=list(reversed(s["dims"])),
-                backbone_feature_sizes=[[image // 4] * 2, [image // 8] * 2, [image // 16] * 2],
-                fpn_hidden_size=s["fpn"], fpn_top_down_levels=[2, 3], num_feature_levels=3),
-            prompt_encoder_config=Sam2PromptEncoderConfig(hidden_size=s["fpn"], image_size=image, patch_size=16),
-            mask_decoder_config=Sam2MaskDecoderConfig(hidden_size=s["fpn"]),
-            attn_implementation="sdpa")
         hidden = l["hidden"]
         with peer.built_on(device, dtype):
             self.vision = InternVLVisionModel(vision_cfg)

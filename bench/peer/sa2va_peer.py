@@ -185,12 +185,11 @@ def dice_loss(logits, target, eps=1.0):
     return (1 - (2 * (p * t).sum(1) + eps) / (p.sum(1) + t.sum(1) + eps)).mean()
 
 
-def build_model(sizes, checkpointing, device, dtype):
+def model_configs(sizes, use_cache=False):
+    """transformers configs of the three parts: InternVL vision, Qwen2, SAM2 (also predict_peer.py's)."""
     import transformers
-    from peft import LoraConfig, get_peft_model
-    from transformers import (InternVLVisionConfig, InternVLVisionModel, Qwen2Config, Qwen2ForCausalLM, Sam2Config,
-                              Sam2HieraDetConfig, Sam2MaskDecoderConfig, Sam2Model, Sam2PromptEncoderConfig,
-                              Sam2VisionConfig)
+    from transformers import (InternVLVisionConfig, Qwen2Config, Sam2Config, Sam2HieraDetConfig, Sam2MaskDecoderConfig,
+                              Sam2PromptEncoderConfig, Sam2VisionConfig)
 
     v, l, s = sizes["vision"], sizes["llm"], sizes["sam"]
     vision_cfg = InternVLVisionConfig(
@@ -203,7 +202,7 @@ def build_model(sizes, checkpointing, device, dtype):
         vocab_size=sizes["vocab"], hidden_size=l["hidden"], intermediate_size=l["intermediate"],
         num_hidden_layers=l["layers"], num_attention_heads=l["heads"], num_key_value_heads=l["kv_heads"],
         rms_norm_eps=1e-6, rope_parameters={"rope_type": "default", "rope_theta": 1e6}, tie_word_embeddings=False,
-        use_cache=False, attn_implementation="sdpa")
+        use_cache=use_cache, attn_implementation="sdpa")
     rope = getattr(llm_cfg, "rope_parameters", None) or {}
     assert rope.get("rope_theta", getattr(llm_cfg, "rope_theta", None)) == 1e6, (
         f"Qwen2Config did not take rope_theta 1e6 (rope_parameters={rope!r}): transformers {transformers.__version__}")
@@ -222,7 +221,15 @@ def build_model(sizes, checkpointing, device, dtype):
         prompt_encoder_config=Sam2PromptEncoderConfig(hidden_size=s["fpn"], image_size=image, patch_size=16),
         mask_decoder_config=Sam2MaskDecoderConfig(hidden_size=s["fpn"]),
         attn_implementation="sdpa")
+    return vision_cfg, llm_cfg, sam_cfg
 
+
+def build_model(sizes, checkpointing, device, dtype):
+    from peft import LoraConfig, get_peft_model
+    from transformers import InternVLVisionModel, Qwen2ForCausalLM, Sam2Model
+
+    vision_cfg, llm_cfg, sam_cfg = model_configs(sizes)
+    v, l, s = sizes["vision"], sizes["llm"], sizes["sam"]
     llm_hidden = l["hidden"]
     with built_on(device, dtype):
         vision = InternVLVisionModel(vision_cfg)

@@ -3,14 +3,7 @@
 # on every packed image; the per-image Dice, IoU and sensitivity in the CSV are recomputed in Python from the masks
 # it wrote and the shards' ground truth (h5py + PIL, not this project's code); then bad input gives named errors.
 # Usage: eval_cli.sh BIN_DIR SOURCE_DIR
-set -euo pipefail
-BIN=$1
-SRC=$2
-cd "$SRC"  # the tiny config names its tokenizer relative to the checkout
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
+source "$(dirname "$0")/../support/cli_setup.sh"
 
 "$BIN/vesseltune-pack" synth "$WORK/data" --count 20 --size 64 -j 1 > "$WORK/pack.log"
 "${MPIRUN[@]}" -np 2 "$BIN/vesseltune-train" --config "$SRC/configs/tiny_vessel.yaml" --data "$WORK/data" \

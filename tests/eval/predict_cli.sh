@@ -6,14 +6,7 @@
 # the generated answers; bad input (not an image, a prompt over max_length, weights without a tokenizer, an existing
 # output folder) ends with a message naming it and leaves no output folder.
 # Usage: predict_cli.sh BIN_DIR SOURCE_DIR
-set -euo pipefail
-BIN=$1
-SRC=$2
-cd "$SRC"  # the tiny config names its tokenizer relative to the checkout
-WORK=$(mktemp -d)
-trap 'rm -rf "$WORK"' EXIT
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1)
+source "$(dirname "$0")/../support/cli_setup.sh"
 
 "$BIN/vesseltune-pack" synth "$WORK/data" --count 24 --size 64 -j 1 > "$WORK/pack.log"
 # Long enough at a high learning rate for the tiny LLM to learn to answer with [SEG].
