@@ -23,7 +23,6 @@ import os
 import statistics
 import sys
 import time
-import traceback
 
 import torch
 import torch.nn as nn
@@ -218,10 +217,6 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except Exception as e:  # noqa: BLE001 -- the benchmark harness reads the error from the last line
-        traceback.print_exc()
-        sys.stderr.flush()
-        print("PEER_RESULT " + json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
-        sys.exit(1)
+    sys.path.insert(0, HERE)
+    import sa2va_peer
+    sa2va_peer.run_reporting_errors(main)

@@ -491,12 +491,16 @@ def main():
     log("PEER_RESULT " + json.dumps(result))
 
 
-if __name__ == "__main__":
+def run_reporting_errors(body, prefix=""):
+    """Runs BODY; an exception ends with `PEER_RESULT {"error": ...}` as the last line and exit code 1."""
     try:
-        main()
+        body()
     except Exception as e:  # noqa: BLE001 -- the benchmark harness reads the error from the last line
         traceback.print_exc()
         sys.stderr.flush()
-        rank = os.environ.get("RANK", "0")
-        print("PEER_RESULT " + json.dumps({"error": f"rank {rank}: {type(e).__name__}: {e}"}), flush=True)
+        print("PEER_RESULT " + json.dumps({"error": f"{prefix}{type(e).__name__}: {e}"}), flush=True)
         sys.exit(1)
+
+
+if __name__ == "__main__":
+    run_reporting_errors(main, f"rank {os.environ.get('RANK', '0')}: ")
