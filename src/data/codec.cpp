@@ -15,6 +15,7 @@
 #include <system_error>
 #include <vector>
 
+#include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
 
 namespace vesseltune::data {
@@ -130,14 +131,12 @@ void write_png(const std::filesystem::path& path, const Image& image) {
                image.pixels.size() == static_cast<size_t>(image.height) * image.width * image.channels,
            "cannot write PNG ", path.string(), ": need a non-empty image of 1 or 3 channels, got ", image.height, "x",
            image.width, "x", image.channels, " with ", image.pixels.size(), " bytes");
-  const std::filesystem::path temporary = path.string() + ".tmp";
-  // stb_image_write (compiled into Debian's libstb) says only whether it worked.
-  VT_CHECK(stbi_write_png(temporary.c_str(), image.width, image.height, image.channels, image.pixels.data(),
-                          image.width * image.channels) != 0,
-           "cannot write PNG ", temporary.string(), " (missing directory, no permission or disk full?)");
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  VT_CHECK(!error, "cannot rename ", temporary.string(), " to ", path.string(), ": ", error.message());
+  write_file_atomically(path.string(), [&](const std::string& temporary) {
+    // stb_image_write (compiled into Debian's libstb) says only whether it worked.
+    VT_CHECK(stbi_write_png(temporary.c_str(), image.width, image.height, image.channels, image.pixels.data(),
+                            image.width * image.channels) != 0,
+             "cannot write PNG ", temporary, " (missing directory, no permission or disk full?)");
+  });
 }
 
 }  // namespace vesseltune::data

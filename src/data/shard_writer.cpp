@@ -7,6 +7,7 @@
 #include <ctime>
 
 #include "vesseltune/io/hdf5.h"
+#include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/remove_tree.h"
 #include "vesseltune/data/checksum.h"
@@ -174,15 +175,7 @@ Manifest ShardSetWriter::finish() {
   manifest_.created_at = utc_now();
   write_manifest(manifest_, partial_dir_ / kManifestFile);
   // Only now does OUT appear, complete; an older set is replaced only after the new one is whole.
-  if (fs::exists(out_dir_)) {
-    fs::path old = out_dir_;
-    old += ".old-" + std::to_string(::getpid());
-    fs::rename(out_dir_, old);
-    fs::rename(partial_dir_, out_dir_);
-    remove_tree(old.string());
-  } else {
-    fs::rename(partial_dir_, out_dir_);
-  }
+  move_folder_into_place(partial_dir_.string(), out_dir_.string());
   finished_ = true;
   return manifest_;
 }

@@ -4,10 +4,9 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <fstream>
 #include <sstream>
 
+#include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/io/hdf5.h"
 
@@ -54,26 +53,6 @@ std::string csv_field(const std::string& text) {
   std::string quoted = "\"";
   for (const char c : text) quoted += c == '"' ? std::string("\"\"") : std::string(1, c);
   return quoted + "\"";
-}
-
-// The last step of every write: the complete file under its final name.
-void rename_into_place(const std::string& temporary, const std::string& path) {
-  std::error_code error;
-  std::filesystem::rename(temporary, path, error);
-  VT_CHECK(!error, "cannot rename '", temporary, "' to '", path, "': ", error.message());
-}
-
-// Writes TEXT to PATH.tmp and renames it to PATH.
-void write_text_file(const std::string& path, const std::string& text) {
-  const std::string temporary = path + ".tmp";
-  {
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    VT_CHECK(out, "cannot create '", temporary, "'");
-    out << text;
-    out.close();
-    VT_CHECK(out, "cannot write '", temporary, "' (disk full?)");
-  }
-  rename_into_place(temporary, path);
 }
 
 // Display width of UTF-8 text: its code points (the table holds no wide characters).
@@ -198,7 +177,7 @@ void write_per_image_csv(const std::string& path, const std::vector<ImageMetrics
       csv << "\n";
     }
   }
-  write_text_file(path, csv.str());
+  write_text_file_atomically(path, csv.str());
 }
 
 void write_summary_csv(const std::string& path, const MetricsSummary& summary) {
@@ -211,14 +190,13 @@ void write_summary_csv(const std::string& path, const MetricsSummary& summary) {
           << "," << number(aggregate.sd) << "," << number(aggregate.pooled) << "," << aggregate.images_used << "\n";
     }
   }
-  write_text_file(path, csv.str());
+  write_text_file_atomically(path, csv.str());
 }
 
 void write_metrics_hdf5(const std::string& path, const std::vector<ImageMetrics>& images,
                         const MetricsSummary& summary) {
   io::hdf5::silence_errors();
-  const std::string temporary = path + ".tmp";
-  {
+  write_file_atomically(path, [&](const std::string& temporary) {
     Handle file(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
     VT_CHECK(file.valid(), "cannot create HDF5 file '", temporary, "'");
     io::hdf5::write_string_attribute(file.get(), "format", kFormat);
@@ -269,8 +247,7 @@ void write_metrics_hdf5(const std::string& path, const std::vector<ImageMetrics>
       }
     }
     VT_CHECK(file.close(), "cannot write HDF5 file '", temporary, "' (disk full?)");
-  }
-  rename_into_place(temporary, path);
+  });
 }
 
 }  // namespace vesseltune::eval

@@ -1,11 +1,10 @@
 #include "vesseltune/export/output_folder.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 
+#include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/remove_tree.h"
 
@@ -25,7 +24,7 @@ fs::path folder_path(const std::string& out) {
 
 }  // namespace
 
-fs::path OutputFolder::staging_for(const std::string& out) { return folder_path(out).string() + ".tmp"; }
+fs::path OutputFolder::staging_for(const std::string& out) { return temporary_path_for(folder_path(out).string()); }
 
 OutputFolder::OutputFolder(const std::string& out, bool overwrite) : out_(folder_path(out)), overwrite_(overwrite) {
   VT_CHECK(overwrite_ || !fs::exists(out_), "output folder '", out_.string(),
@@ -42,17 +41,10 @@ OutputFolder::~OutputFolder() {
 
 void OutputFolder::commit() {
   VT_CHECK(!committed_, "output folder '", out_.string(), "' committed twice");
-  // Only now does OUT change: an older folder is moved aside, the new one renamed into place, then the old removed.
-  fs::path old;
-  if (fs::exists(out_)) {
-    VT_CHECK(overwrite_, "output folder '", out_.string(), "' appeared while exporting; nothing replaced");
-    old = out_.string() + ".old-" + std::to_string(::getpid());
-    VT_CHECK(std::rename(out_.c_str(), old.c_str()) == 0, "cannot move '", out_.string(), "' aside: ", std::strerror(errno));
-  }
-  VT_CHECK(std::rename(staging_.c_str(), out_.c_str()) == 0, "cannot rename '", staging_.string(), "' to '",
-           out_.string(), "': ", std::strerror(errno));
+  VT_CHECK(overwrite_ || !fs::exists(out_), "output folder '", out_.string(),
+           "' appeared while exporting; nothing replaced");
+  move_folder_into_place(staging_.string(), out_.string());  // only now does OUT change
   committed_ = true;
-  if (!old.empty()) VT_CHECK(remove_tree(old.string()), "cannot remove the replaced '", old.string(), "': ", std::strerror(errno));
 }
 
 }  // namespace vesseltune::exporting

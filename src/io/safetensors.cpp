@@ -15,6 +15,7 @@
 #include <sstream>
 #include <torch/nn/module.h>
 
+#include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
 
 namespace vesseltune::io {
@@ -233,8 +234,7 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     entries.push_back(std::move(entry));
     host.push_back(std::move(contiguous));
   }
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  {
+  write_file_atomically(path, [&](const std::string& temporary) {
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     VT_CHECK(out.good(), "cannot write '", temporary, "'");
     const std::string header = make_safetensors_header(entries, metadata);
@@ -242,9 +242,7 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
     for (const auto& tensor : host) out.write(static_cast<const char*>(tensor.data_ptr()), static_cast<std::streamsize>(tensor.nbytes()));
     out.flush();
     VT_CHECK(out.good(), "writing '", temporary, "' failed (disk full?)");
-  }
-  VT_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "cannot rename '", temporary, "' to '", path, "': ",
-           std::strerror(errno));
+  });
 }
 
 std::string shard_file_name(size_t shard, size_t shards) {
@@ -293,16 +291,7 @@ std::vector<std::string> save_safetensors_sharded(const std::string& folder,
   }
   const nlohmann::json index = {{"metadata", {{"total_size", total_bytes}}}, {"weight_map", weight_map}};
   const std::string path = (location / kWeightsIndexFile).string();
-  const std::string temporary = path + ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream out(temporary, std::ios::trunc);
-    VT_CHECK(out.good(), "cannot write '", temporary, "'");
-    out << index.dump(2) << "\n";
-    out.flush();
-    VT_CHECK(out.good(), "writing '", temporary, "' failed (disk full?)");
-  }
-  VT_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "cannot rename '", temporary, "' to '", path, "': ",
-           std::strerror(errno));
+  write_text_file_atomically(path, index.dump(2) + "\n");
   files.push_back(kWeightsIndexFile);
   return files;
 }

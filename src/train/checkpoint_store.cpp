@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <regex>
 
+#include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/log.h"
 #include "vesseltune/io/hdf5.h"
@@ -121,7 +122,7 @@ std::vector<fs::path> CheckpointStore::list() const {
 fs::path CheckpointStore::save(const TrainerState& state, const std::string& config_yaml,
                                optim::ZeroOptimizer& optimizer, const comm::World& world) {
   const fs::path final_path = directory_ / checkpoint_name(state.step);
-  const fs::path temporary = fs::path(final_path.string() + ".tmp");
+  const fs::path temporary = temporary_path_for(final_path.string());
   if (world.rank == 0) {
     fs::create_directories(directory_);
     // Leftovers of a run that died while saving: never complete, never read.
@@ -133,10 +134,7 @@ fs::path CheckpointStore::save(const TrainerState& state, const std::string& con
   MPI_Barrier(world.comm);
   write_optimizer_state(temporary.string(), optimizer, world);  // collective; ends with a barrier
   if (world.rank == 0) {
-    // Atomic on one file system: the name appears complete or not at all. (C's rename and remove: PyTorch's
-    // libtorch.so exports broken std::filesystem symbols, see core/remove_tree.h.)
-    VT_CHECK(std::rename(temporary.c_str(), final_path.c_str()) == 0, "cannot rename ", temporary.string(), " to ",
-             final_path.string());
+    rename_into_place(temporary.string(), final_path.string());  // the name appears complete or not at all
     prune();
   }
   MPI_Barrier(world.comm);

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "vesseltune/comm/launch.h"
+#include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/log.h"
 #include "vesseltune/core/torch_compat.h"
@@ -233,17 +234,11 @@ void Trainer::record_validation(const ValidationResult& v) {
 void Trainer::write_run_status(bool stopped) const {
   if (world_.rank != 0) return;
   const fs::path path = fs::path(config_.runtime.work_dir) / "run_status.json";
-  const fs::path temporary = fs::path(path.string() + ".tmp");
-  {
-    std::ofstream out(temporary);
-    const nlohmann::json status = {{"state", stopped ? "stopped" : "finished"},
-                                   {"step", state_.step},
-                                   {"total_steps", state_.schedule.total_steps},
-                                   {"checkpoint", last_checkpoint_.string()}};
-    out << status.dump(2) << "\n";
-    VT_CHECK(out.good(), "cannot write ", temporary.string());
-  }
-  VT_CHECK(std::rename(temporary.c_str(), path.c_str()) == 0, "cannot rename ", temporary.string());
+  const nlohmann::json status = {{"state", stopped ? "stopped" : "finished"},
+                                 {"step", state_.step},
+                                 {"total_steps", state_.schedule.total_steps},
+                                 {"checkpoint", last_checkpoint_.string()}};
+  write_text_file_atomically(path.string(), status.dump(2) + "\n");
 }
 
 fs::path Trainer::save() {
