@@ -12,6 +12,7 @@
 
 #include "../bench_support.h"
 #include "vesseltune/eval/predictor.h"
+#include "vesseltune/metrics/vessel_metrics.h"
 #include "vesseltune/model/sam2/grounding_encoder.h"
 #include "vesseltune/train/trained_model.h"
 
@@ -46,8 +47,11 @@ void predict_once(const train::TrainedModel& trained, const eval::Predictor& pre
   const std::vector<int64_t> one_each(records.size(), 1);
   const model::sam2::LanguagePromptedMasks masks = net->grounding_encoder->forward(prompts.sam_images, language, one_each);
   const int64_t size = prompts.sam_images.size(-1);
-  const at::Tensor mask = model::sam2::masks_from_logits(masks.best_mask_logits, size, records[0].image.height,
-                                                         records[0].image.width).to(at::kCPU);
+  const at::Tensor mask = metrics::vessel_mask(model::sam2::probabilities_from_logits(masks.best_mask_logits, size,
+                                                                                     records[0].image.height,
+                                                                                     records[0].image.width),
+                                               metrics::kDefaultThreshold)
+                               .to(at::kCPU);
   (void)mask;
 }
 

@@ -22,7 +22,7 @@
 #include "vesseltune/eval/metrics_report.h"
 #include "vesseltune/eval/overlay.h"
 #include "vesseltune/eval/segmenter.h"
-#include "vesseltune/eval/vessel_metrics.h"
+#include "vesseltune/metrics/vessel_metrics.h"
 #include "vesseltune/train/trained_model.h"
 
 using namespace vesseltune;
@@ -34,7 +34,7 @@ struct Arguments {
   std::string checkpoint, weights, data, split = "val", layout, out;
   std::vector<std::string> overrides;
   int mask_threshold = 0;
-  double threshold = 0.5;
+  double threshold = metrics::kDefaultThreshold;
   int best_worst = 4;
   eval::SegmenterOptions segmenter;
 };
@@ -44,7 +44,7 @@ struct RankResults {
   std::vector<double> indices;
   std::string names;  // '\n'-separated
   std::vector<double> packed;
-  eval::RegionHistograms histograms;
+  metrics::RegionHistograms histograms;
 };
 
 // Concatenates every rank's VALUES on rank 0 (MPI_Gatherv); other ranks get an empty vector.
@@ -59,7 +59,7 @@ std::vector<T> gather(const std::vector<T>& values, MPI_Datatype type, const com
   return all;
 }
 
-void sum_histograms(eval::RegionHistograms& histograms, const comm::World& world) {
+void sum_histograms(metrics::RegionHistograms& histograms, const comm::World& world) {
   for (auto& h : histograms) {
     for (auto* bins : {&h.vessel, &h.background}) {
       MPI_Reduce(world.rank == 0 ? MPI_IN_PLACE : bins->data(), bins->data(), static_cast<int>(bins->size()), MPI_INT64_T,
@@ -69,20 +69,20 @@ void sum_histograms(eval::RegionHistograms& histograms, const comm::World& world
 }
 
 // Worst and best images by Dice in the FOV, from their overlays on disk.
-void write_contact_sheet(const std::vector<eval::ImageMetrics>& images, int per_side, const fs::path& out) {
-  std::vector<const eval::ImageMetrics*> order;
+void write_contact_sheet(const std::vector<metrics::ImageMetrics>& images, int per_side, const fs::path& out) {
+  std::vector<const metrics::ImageMetrics*> order;
   for (const auto& m : images) order.push_back(&m);
   std::stable_sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
-    return (*a)[eval::Region::fov][eval::Metric::dice] < (*b)[eval::Region::fov][eval::Metric::dice];
+    return (*a)[metrics::Region::fov][metrics::Metric::dice] < (*b)[metrics::Region::fov][metrics::Metric::dice];
   });
   const size_t n = std::min(order.size(), static_cast<size_t>(per_side));
-  std::vector<const eval::ImageMetrics*> chosen(order.begin(), order.begin() + static_cast<long>(n));
+  std::vector<const metrics::ImageMetrics*> chosen(order.begin(), order.begin() + static_cast<long>(n));
   for (size_t i = std::max(n, order.size() - n); i < order.size(); ++i) chosen.push_back(order[i]);
   std::vector<eval::SheetEntry> entries;
   for (size_t i = 0; i < chosen.size(); ++i) {
     std::ostringstream caption;
     caption.precision(3);
-    caption << (i < n ? "worst " : "best ") << chosen[i]->name << " dice " << (*chosen[i])[eval::Region::fov][eval::Metric::dice];
+    caption << (i < n ? "worst " : "best ") << chosen[i]->name << " dice " << (*chosen[i])[metrics::Region::fov][metrics::Metric::dice];
     entries.push_back({data::decode_image(out / "overlays" / (chosen[i]->name + ".png")), caption.str()});
   }
   data::write_png(out / "contact_sheet.png", eval::contact_sheet(entries, static_cast<int>(std::max<size_t>(n, 1)), 320));
@@ -116,16 +116,16 @@ int evaluate(const Arguments& args, const comm::World& world) {
     if (segmenter.answers_without_seg() > without_seg) {
       VT_LOG(warning) << image.name << ": the generated answer has no [SEG]; scored as an empty mask";
     }
-    const at::Tensor predicted = (probability >= args.threshold).to(at::kByte);
+    const at::Tensor predicted = metrics::vessel_mask(probability, args.threshold);
     data::write_png(out / "masks" / (image.name + ".png"), eval::mask_image(predicted));
     if (source.labelled()) {
       const at::Tensor truth = data::plane_tensor(image.record.mask), fov = data::plane_tensor(image.record.fov);
-      const eval::ImageEvaluation result = eval::evaluate_image(image.name, probability, truth, fov, args.threshold);
+      const metrics::ImageEvaluation result = metrics::evaluate_image(image.name, probability, truth, fov, args.threshold);
       data::write_png(out / "overlays" / (image.name + ".png"), eval::render_overlay(image.record.image, predicted, truth, fov));
       mine.indices.push_back(static_cast<double>(index));
       mine.names += image.name + "\n";
-      eval::pack(result.metrics, mine.packed);
-      for (int r = 0; r < eval::kRegionCount; ++r) mine.histograms[r] += result.histograms[r];
+      metrics::pack(result.metrics, mine.packed);
+      for (int r = 0; r < metrics::kRegionCount; ++r) mine.histograms[r] += result.histograms[r];
     }
     ++done;
     if (world.rank == 0 && (done % 10 == 0 || index + world.size >= source.size())) {
@@ -158,15 +158,15 @@ int evaluate(const Arguments& args, const comm::World& world) {
   std::vector<std::string> all_names;
   std::istringstream lines(std::string(names.begin(), names.end()));
   for (std::string name; std::getline(lines, name);) all_names.push_back(name);
-  VT_CHECK(all_names.size() == indices.size() && packed.size() == indices.size() * eval::kPackedImageSize,
+  VT_CHECK(all_names.size() == indices.size() && packed.size() == indices.size() * metrics::kPackedImageSize,
            "eval: the ranks' results do not add up (", all_names.size(), " names, ", indices.size(), " images)");
   std::vector<size_t> order(indices.size());
   std::iota(order.begin(), order.end(), 0);
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return indices[a] < indices[b]; });
-  eval::MetricsAccumulator accumulator;
-  for (const size_t i : order) accumulator.add_image(eval::unpack(all_names[i], packed, i * eval::kPackedImageSize));
+  metrics::MetricsAccumulator accumulator;
+  for (const size_t i : order) accumulator.add_image(metrics::unpack(all_names[i], packed, i * metrics::kPackedImageSize));
   accumulator.add_scores(mine.histograms);
-  const eval::MetricsSummary summary = accumulator.summary();
+  const metrics::MetricsSummary summary = accumulator.summary();
 
   eval::write_per_image_csv((out / "metrics_per_image.csv").string(), accumulator.images());
   eval::write_summary_csv((out / "metrics_summary.csv").string(), summary);
@@ -202,7 +202,7 @@ int main(int argc, char** argv) {
   app.add_flag("--generate", args.segmenter.generate,
                "the model generates its answer (greedy, as Sa2VA's predict_forward) instead of the teacher-forced "
                "\"Sure, [SEG].\"; its first [SEG] is scored, no [SEG] scores an empty mask");
-  app.add_option("--threshold", args.threshold, "probability >= threshold is vessel")->check(CLI::Range(0.0, 1.0));
+  app.add_option("--threshold", args.threshold, "probability > threshold is vessel")->check(CLI::Range(0.0, 1.0));
   app.add_option("--best-worst", args.best_worst, "images of each kind on the contact sheet")->check(CLI::PositiveNumber);
   app.add_option("--set", args.overrides, "override a key of the run's config, e.g. model.weights=/models/Sa2VA-4B");
   CLI11_PARSE(app, argc, argv);

@@ -23,6 +23,7 @@
 #include "vesseltune/eval/overlay.h"
 #include "vesseltune/eval/predictor.h"
 #include "vesseltune/export/output_folder.h"
+#include "vesseltune/metrics/vessel_metrics.h"
 #include "vesseltune/train/trained_model.h"
 
 using namespace vesseltune;
@@ -36,7 +37,7 @@ struct Arguments {
   int batch = 1;
   int64_t max_new_tokens = 2048;
   bool no_cache = false, overwrite = false;
-  double threshold = 0.5;
+  double threshold = metrics::kDefaultThreshold;
 };
 
 struct InputImage {
@@ -85,7 +86,7 @@ nlohmann::json write_prediction(const InputImage& input, const data::SampleRecor
                          {"masks", prediction.probabilities.size()}, {"mask_files", nlohmann::json::array()}};
   for (size_t k = 0; k < prediction.probabilities.size(); ++k) {
     const std::string file = input.name + "_" + std::to_string(k) + ".png";
-    const at::Tensor mask = (prediction.probabilities[k] > threshold).to(at::kByte);
+    const at::Tensor mask = metrics::vessel_mask(prediction.probabilities[k], threshold);
     data::write_png(staging / "masks" / file, eval::mask_image(mask));
     data::write_png(staging / "overlays" / file, eval::render_mask_overlay(record.image, mask));
     line["mask_files"].push_back("masks/" + file);

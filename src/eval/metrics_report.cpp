@@ -17,9 +17,9 @@ using io::hdf5::Handle;
 
 constexpr const char* kFormat = "vesseltune-eval-metrics";
 constexpr int64_t kFormatVersion = 1;
-constexpr Region kRegions[kRegionCount] = {Region::fov, Region::full};
+constexpr metrics::Region kRegions[metrics::kRegionCount] = {metrics::Region::fov, metrics::Region::full};
 
-std::string definitions(const MetricsSummary& summary) {
+std::string definitions(const metrics::MetricsSummary& summary) {
   std::ostringstream text;
   text << summary.images << " image(s); threshold " << summary.threshold
        << ": a pixel is vessel when its probability >= the threshold.\n"
@@ -110,25 +110,26 @@ void write_ints(hid_t group, const char* name, const std::vector<int64_t>& value
 
 std::vector<std::string> metric_names() {
   std::vector<std::string> names;
-  for (int m = 0; m < kMetricCount; ++m) names.push_back(metric_name(static_cast<Metric>(m)));
+  for (int m = 0; m < metrics::kMetricCount; ++m)
+    names.push_back(metrics::metric_name(static_cast<metrics::Metric>(m)));
   return names;
 }
 
 std::vector<std::string> count_names() {
   std::vector<std::string> names;
-  for (const CountField& field : count_fields()) names.push_back(field.name);
+  for (const metrics::CountField& field : metrics::count_fields()) names.push_back(field.name);
   return names;
 }
 
 }  // namespace
 
-std::string format_metrics_table(const MetricsSummary& summary) {
+std::string format_metrics_table(const metrics::MetricsSummary& summary) {
   std::vector<std::vector<std::string>> rows = {
       {"metric", "FOV per image (mean ± sd)", "FOV pooled", "full per image (mean ± sd)", "full pooled"}};
-  for (int m = 0; m < kMetricCount; ++m) {
-    std::vector<std::string> row = {metric_name(static_cast<Metric>(m))};
-    for (const RegionSummary& region : summary.regions) {
-      const MetricAggregate& aggregate = region.metrics[m];
+  for (int m = 0; m < metrics::kMetricCount; ++m) {
+    std::vector<std::string> row = {metrics::metric_name(static_cast<metrics::Metric>(m))};
+    for (const metrics::RegionSummary& region : summary.regions) {
+      const metrics::MetricAggregate& aggregate = region.metrics[m];
       row.push_back(fixed(aggregate.mean) + " ± " + fixed(aggregate.sd));
       row.push_back(fixed(aggregate.pooled));
     }
@@ -150,51 +151,52 @@ std::string format_metrics_table(const MetricsSummary& summary) {
     }
   }
   table << definitions(summary);
-  for (int m = 0; m < kMetricCount; ++m) {
-    for (const Region region : kRegions) {
+  for (int m = 0; m < metrics::kMetricCount; ++m) {
+    for (const metrics::Region region : kRegions) {
       const int64_t used = summary.regions[static_cast<int>(region)].metrics[m].images_used;
       if (used < summary.images) {
-        table << metric_name(static_cast<Metric>(m)) << " (" << region_name(region) << "): " << summary.images - used
-              << " of " << summary.images << " image(s) skipped (undefined there)\n";
+        table << metrics::metric_name(static_cast<metrics::Metric>(m)) << " (" << metrics::region_name(region)
+              << "): " << summary.images - used << " of " << summary.images << " image(s) skipped (undefined there)\n";
       }
     }
   }
   return table.str();
 }
 
-void write_per_image_csv(const std::string& path, const std::vector<ImageMetrics>& images) {
+void write_per_image_csv(const std::string& path, const std::vector<metrics::ImageMetrics>& images) {
   std::ostringstream csv;
   csv << "image,region,threshold";
   for (const std::string& name : metric_names()) csv << "," << name;
   for (const std::string& name : count_names()) csv << "," << name;
   csv << "\n";
-  for (const ImageMetrics& image : images) {
-    for (const Region region : kRegions) {
-      const RegionMetrics& metrics = image[region];
-      csv << csv_field(image.name) << "," << region_name(region) << "," << number(image.threshold);
-      for (const double value : metrics.values) csv << "," << number(value);
-      for (const CountField& field : count_fields()) csv << "," << metrics.counts.*field.member;
+  for (const metrics::ImageMetrics& image : images) {
+    for (const metrics::Region region : kRegions) {
+      const metrics::RegionMetrics& measured = image[region];
+      csv << csv_field(image.name) << "," << metrics::region_name(region) << "," << number(image.threshold);
+      for (const double value : measured.values) csv << "," << number(value);
+      for (const metrics::CountField& field : metrics::count_fields()) csv << "," << measured.counts.*field.member;
       csv << "\n";
     }
   }
   write_text_file_atomically(path, csv.str());
 }
 
-void write_summary_csv(const std::string& path, const MetricsSummary& summary) {
+void write_summary_csv(const std::string& path, const metrics::MetricsSummary& summary) {
   std::ostringstream csv;
   csv << "region,metric,per_image_mean,per_image_sd,pooled,images_used\n";
-  for (const Region region : kRegions) {
-    for (int m = 0; m < kMetricCount; ++m) {
-      const MetricAggregate& aggregate = summary.regions[static_cast<int>(region)].metrics[m];
-      csv << region_name(region) << "," << metric_name(static_cast<Metric>(m)) << "," << number(aggregate.mean)
-          << "," << number(aggregate.sd) << "," << number(aggregate.pooled) << "," << aggregate.images_used << "\n";
+  for (const metrics::Region region : kRegions) {
+    for (int m = 0; m < metrics::kMetricCount; ++m) {
+      const metrics::MetricAggregate& aggregate = summary.regions[static_cast<int>(region)].metrics[m];
+      csv << metrics::region_name(region) << "," << metrics::metric_name(static_cast<metrics::Metric>(m)) << ","
+          << number(aggregate.mean) << "," << number(aggregate.sd) << "," << number(aggregate.pooled) << ","
+          << aggregate.images_used << "\n";
     }
   }
   write_text_file_atomically(path, csv.str());
 }
 
-void write_metrics_hdf5(const std::string& path, const std::vector<ImageMetrics>& images,
-                        const MetricsSummary& summary) {
+void write_metrics_hdf5(const std::string& path, const std::vector<metrics::ImageMetrics>& images,
+                        const metrics::MetricsSummary& summary) {
   io::hdf5::silence_errors();
   write_file_atomically(path, [&](const std::string& temporary) {
     Handle file(H5Fcreate(temporary.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
@@ -203,36 +205,38 @@ void write_metrics_hdf5(const std::string& path, const std::vector<ImageMetrics>
     io::hdf5::write_int_attribute(file.get(), "format_version", {kFormatVersion});
     write_double_attribute(file.get(), "threshold", summary.threshold, temporary);
     io::hdf5::write_int_attribute(file.get(), "images", {summary.images});
-    io::hdf5::write_string_list_attribute(file.get(), "regions", {region_name(Region::fov), region_name(Region::full)});
+    io::hdf5::write_string_list_attribute(
+        file.get(), "regions",
+        {metrics::region_name(metrics::Region::fov), metrics::region_name(metrics::Region::full)});
     io::hdf5::write_string_list_attribute(file.get(), "metrics", metric_names());
     io::hdf5::write_string_list_attribute(file.get(), "counts", count_names());
     io::hdf5::write_string_attribute(file.get(), "definitions", definitions(summary));
 
     Handle per_image = create_group(file.get(), "images", temporary);
     std::vector<std::string> names;
-    for (const ImageMetrics& image : images) names.push_back(image.name);
+    for (const metrics::ImageMetrics& image : images) names.push_back(image.name);
     write_strings(per_image.get(), "name", names, temporary);
-    for (const Region region : kRegions) {
-      Handle group = create_group(per_image.get(), region_name(region), temporary);
-      for (int m = 0; m < kMetricCount; ++m) {
+    for (const metrics::Region region : kRegions) {
+      Handle group = create_group(per_image.get(), metrics::region_name(region), temporary);
+      for (int m = 0; m < metrics::kMetricCount; ++m) {
         std::vector<double> column;
-        for (const ImageMetrics& image : images) column.push_back(image[region].values[m]);
-        write_doubles(group.get(), metric_name(static_cast<Metric>(m)), column, temporary);
+        for (const metrics::ImageMetrics& image : images) column.push_back(image[region].values[m]);
+        write_doubles(group.get(), metrics::metric_name(static_cast<metrics::Metric>(m)), column, temporary);
       }
-      for (const CountField& field : count_fields()) {
+      for (const metrics::CountField& field : metrics::count_fields()) {
         std::vector<int64_t> column;
-        for (const ImageMetrics& image : images) column.push_back(image[region].counts.*field.member);
+        for (const metrics::ImageMetrics& image : images) column.push_back(image[region].counts.*field.member);
         write_ints(group.get(), field.name, column, temporary);
       }
     }
 
     Handle summary_group = create_group(file.get(), "summary", temporary);
-    for (const Region region : kRegions) {
-      const RegionSummary& region_summary = summary.regions[static_cast<int>(region)];
-      Handle group = create_group(summary_group.get(), region_name(region), temporary);
+    for (const metrics::Region region : kRegions) {
+      const metrics::RegionSummary& region_summary = summary.regions[static_cast<int>(region)];
+      Handle group = create_group(summary_group.get(), metrics::region_name(region), temporary);
       std::vector<double> means, sds, pooled;
       std::vector<int64_t> used;
-      for (const MetricAggregate& aggregate : region_summary.metrics) {
+      for (const metrics::MetricAggregate& aggregate : region_summary.metrics) {
         means.push_back(aggregate.mean);
         sds.push_back(aggregate.sd);
         pooled.push_back(aggregate.pooled);
@@ -242,7 +246,7 @@ void write_metrics_hdf5(const std::string& path, const std::vector<ImageMetrics>
       write_doubles(group.get(), "per_image_sd", sds, temporary);
       write_doubles(group.get(), "pooled", pooled, temporary);
       write_ints(group.get(), "images_used", used, temporary);
-      for (const CountField& field : count_fields()) {
+      for (const metrics::CountField& field : metrics::count_fields()) {
         io::hdf5::write_int_attribute(group.get(), field.name, {region_summary.counts.*field.member});
       }
     }

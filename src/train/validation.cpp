@@ -2,26 +2,24 @@
 
 #include <torch/torch.h>
 
+#include <cmath>
+
 #include "vesseltune/core/check.h"
+#include "vesseltune/metrics/vessel_metrics.h"
 #include "vesseltune/model/sam2/grounding_encoder.h"
 
 namespace vesseltune::train {
 
-double dice_score(const at::Tensor& predicted, const at::Tensor& truth, const at::Tensor& region) {
-  VT_CHECK(predicted.sizes() == truth.sizes(), "dice: prediction ", predicted.sizes(), " and truth ", truth.sizes(),
-           " differ in shape");
-  at::Tensor p = predicted.to(at::kDouble), t = truth.to(at::kDouble);
-  if (region.defined()) {
-    VT_CHECK(region.sizes() == truth.sizes(), "dice: region ", region.sizes(), " and truth ", truth.sizes(),
-             " differ in shape");
-    const at::Tensor r = region.to(at::kDouble);
-    p = p * r;
-    t = t * r;
-  }
-  const double intersection = (p * t).sum().item<double>();
-  const double total = p.sum().item<double>() + t.sum().item<double>();
-  return total == 0 ? 1.0 : 2.0 * intersection / total;
+namespace {
+
+// vesseltune-eval's Dice (the same counts, the same threshold rule) of one image within REGION.
+double dice(const at::Tensor& probability, const at::Tensor& truth, const at::Tensor& region) {
+  const metrics::RegionCounts counts =
+      metrics::confusion_counts(probability, truth, region, metrics::kDefaultThreshold);
+  return metrics::metrics_from_counts(counts, std::nan(""))[metrics::Metric::dice];
 }
+
+}  // namespace
 
 ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, const BatchEncoder& encoder,
                           at::Device device, at::ScalarType dtype, const comm::World& world) {
@@ -37,10 +35,10 @@ ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, co
     const model::Sa2VAStepOutput out = model->forward(encoder.encode(*batch, device, dtype, false, 0).inputs);
     for (int64_t i = 0; i < batch->size(); ++i) {
       const at::Tensor& truth = batch->full_masks[i];
-      const at::Tensor predicted =
-          model::sam2::masks_from_logits(out.mask_logits.slice(0, i, i + 1), sam_size, truth.size(0), truth.size(1))[0].cpu();
-      totals[0] += dice_score(predicted, truth, batch->full_fovs[i]);
-      totals[1] += dice_score(predicted, truth);
+      const at::Tensor probability = model::sam2::probabilities_from_logits(out.mask_logits.slice(0, i, i + 1),
+                                                                           sam_size, truth.size(0), truth.size(1))[0];
+      totals[0] += dice(probability, truth, batch->full_fovs[i]);
+      totals[1] += dice(probability, truth, at::Tensor());
     }
     totals[2] += out.loss_mask.item<double>();
     totals[3] += out.loss_dice.item<double>();

@@ -14,6 +14,7 @@ namespace vesseltune::eval {
 namespace {
 
 namespace fs = std::filesystem;
+using namespace vesseltune::metrics;  // the hand images and the metrics they are reported with
 
 std::vector<std::vector<std::string>> read_csv(const fs::path& path) {
   std::ifstream in(path);

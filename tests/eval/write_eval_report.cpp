@@ -7,6 +7,7 @@
 
 int main(int argc, char** argv) {
   using namespace vesseltune::eval;
+  using namespace vesseltune::metrics;
   if (argc != 2) {
     std::cerr << "usage: write_eval_report DIR\n";
     return 2;

@@ -185,15 +185,14 @@ TEST_F(TinyGrounding, FiniteDifferenceGradientsOfDecoderInDouble) {
   }
 }
 
-TEST(Sam2Inference, MasksFromLogitsResizesBilinearlyThenThresholds) {
-  // Row [-1, 1] at 2 pixels → 4 pixels (align_corners false): [-1, -0.5, 0.5, 1] → sigmoid > 0.5: [0, 0, 1, 1].
+TEST(Sam2Inference, ProbabilitiesFromLogitsResizeBilinearlyThenTakeTheSigmoid) {
+  // Row [-1, 1] at 2 pixels → 4 pixels (align_corners false): [-1, -0.5, 0.5, 1], then the sigmoid.
   at::Tensor logits = at::tensor({-1.0f, 1.0f, -1.0f, 1.0f}).reshape({1, 2, 2});
-  at::Tensor masks = masks_from_logits(logits, 4, 4, 4);
-  at::Tensor expected = at::tensor({0, 0, 1, 1}).repeat({4}).reshape({1, 4, 4}).to(at::kBool);
-  EXPECT_TRUE(at::equal(masks, expected));
-  // Then to a non-square original size: 4 → 2 columns keeps the sign split.
-  EXPECT_TRUE(at::equal(masks_from_logits(logits, 4, 3, 2),
-                        at::tensor({0, 1}).repeat({3}).reshape({1, 3, 2}).to(at::kBool)));
+  const at::Tensor row = at::sigmoid(at::tensor({-1.0f, -0.5f, 0.5f, 1.0f}));
+  EXPECT_TRUE(at::allclose(probabilities_from_logits(logits, 4, 4, 4), row.repeat({4}).reshape({1, 4, 4}), 0, 1e-6));
+  // Then to a non-square original size: 4 → 2 columns averages pairs: [-0.75, 0.75].
+  const at::Tensor two = at::sigmoid(at::tensor({-0.75f, 0.75f}));
+  EXPECT_TRUE(at::allclose(probabilities_from_logits(logits, 4, 3, 2), two.repeat({3}).reshape({1, 3, 2}), 0, 1e-6));
 }
 
 }  // namespace

@@ -8,7 +8,6 @@
 #include "vesseltune/model/config.h"
 #include "vesseltune/train/lr_schedule.h"
 #include "vesseltune/train/train_config.h"
-#include "vesseltune/train/validation.h"
 
 namespace vesseltune::train {
 namespace {
@@ -99,17 +98,6 @@ TEST(LrSchedule, LinearWarmupThenCosineToMinimum) {
   EXPECT_NEAR(s.lr_at(35), 1e-5 + (1e-3 - 1e-5) * 0.5 * (1 + std::cos(M_PI / 4)), 1e-15);
   EXPECT_DOUBLE_EQ(s.lr_at(110), 1e-5);
   EXPECT_DOUBLE_EQ(s.lr_at(500), 1e-5);                     // past the end: stays at the minimum
-}
-
-TEST(Dice, HandComputedValues) {
-  const at::Tensor p = at::tensor({1, 1, 0, 0}, at::kByte), t = at::tensor({1, 0, 1, 0}, at::kByte);
-  EXPECT_DOUBLE_EQ(dice_score(p, t), 2.0 * 1 / (2 + 2));
-  // Region without pixel 2: P = {0, 1}, T = {0} → 2·1 / (2 + 1).
-  EXPECT_DOUBLE_EQ(dice_score(p, t, at::tensor({1, 1, 0, 1}, at::kByte)), 2.0 / 3.0);
-  EXPECT_DOUBLE_EQ(dice_score(at::zeros({3, 3}), at::zeros({3, 3})), 1.0);  // nothing to find, nothing found
-  EXPECT_DOUBLE_EQ(dice_score(at::ones({3, 3}), at::ones({3, 3})), 1.0);
-  EXPECT_DOUBLE_EQ(dice_score(at::zeros({3, 3}), at::ones({3, 3})), 0.0);
-  EXPECT_THROW(dice_score(at::zeros({3, 3}), at::zeros({3, 4})), Error);
 }
 
 }  // namespace

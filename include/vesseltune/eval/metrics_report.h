@@ -1,5 +1,5 @@
 #pragma once
-// The vessel metrics (eval/vessel_metrics.h) as people and programs read them: a printed table, CSV files and an
+// The vessel metrics (metrics/vessel_metrics.h) as people and programs read them: a printed table, CSV files and an
 // HDF5 file. Every file names a metric exactly as the table does ("dice", "iou", ..., "auc") and a region as
 // "fov" or "full"; counts are "tp", "fp", "fn", "tn", "skeleton_predicted", ... (count_fields()). NaN (an auc
 // that is undefined) is written as "nan" in text and as NaN in HDF5. Files are written under PATH.tmp and
@@ -21,17 +21,17 @@
 #include <string>
 #include <vector>
 
-#include "vesseltune/eval/vessel_metrics.h"
+#include "vesseltune/metrics/vessel_metrics.h"
 
 namespace vesseltune::eval {
 
 // Aligned columns: metric | FOV per image (mean ± sd) | FOV pooled | full per image (mean ± sd) | full pooled,
 // then a footer that says what the aggregations and regions mean, the threshold and any images skipped.
-std::string format_metrics_table(const MetricsSummary& summary);
+std::string format_metrics_table(const metrics::MetricsSummary& summary);
 
-void write_per_image_csv(const std::string& path, const std::vector<ImageMetrics>& images);
-void write_summary_csv(const std::string& path, const MetricsSummary& summary);
-void write_metrics_hdf5(const std::string& path, const std::vector<ImageMetrics>& images,
-                        const MetricsSummary& summary);
+void write_per_image_csv(const std::string& path, const std::vector<metrics::ImageMetrics>& images);
+void write_summary_csv(const std::string& path, const metrics::MetricsSummary& summary);
+void write_metrics_hdf5(const std::string& path, const std::vector<metrics::ImageMetrics>& images,
+                        const metrics::MetricsSummary& summary);
 
 }  // namespace vesseltune::eval

@@ -1,8 +1,10 @@
 #pragma once
 // Validation during training: the model on the validation split (no augmentation, teacher-forced default
 // prompt "... [SEG]."), each prediction resized to the image's native size as Sa2VA does
-// (sam2::masks_from_logits: bilinear to the SAM2 input size, then to the image's, sigmoid > 0.5), and the per-image Dice averaged over images: inside the field of view (how vessel papers
-// report it) and over the full image. Ranks split the images and sum their totals.
+// (sam2::probabilities_from_logits: bilinear to the SAM2 input size, then to the image's, then the sigmoid), and
+// the per-image Dice of src/metrics (vesseltune-eval's: same threshold rule, same counts) averaged over images:
+// inside the field of view (how vessel papers report it) and over the full image. Ranks split the images and sum
+// their totals.
 
 #include <ATen/ATen.h>
 
@@ -14,10 +16,6 @@
 #include "vesseltune/train/batch_encoder.h"
 
 namespace vesseltune::train {
-
-// 2·|P ∩ T| / (|P| + |T|) over the pixels where REGION is 1 (every pixel when undefined); 1 when both are
-// empty there. Masks are 0/1 of any dtype and the same shape.
-double dice_score(const at::Tensor& predicted, const at::Tensor& truth, const at::Tensor& region = at::Tensor());
 
 struct ValidationResult {
   double dice_fov = 0;   // mean per-image Dice inside the FOV

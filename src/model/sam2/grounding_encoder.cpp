@@ -33,9 +33,4 @@ at::Tensor probabilities_from_logits(const at::Tensor& logits, int64_t model_siz
   return at::sigmoid(x.squeeze(1));
 }
 
-at::Tensor masks_from_logits(const at::Tensor& logits, int64_t model_size, int64_t height, int64_t width,
-                             double threshold) {
-  return probabilities_from_logits(logits, model_size, height, width) > threshold;
-}
-
 }  // namespace vesseltune::model::sam2

@@ -36,8 +36,5 @@ TORCH_MODULE(GroundingEncoder);
 // Inference, as Sa2VA resizes its predictions: logits [n, h, w] → float32 probabilities [n, height, width], via
 // bilinear (align_corners false) resizing to model_size² and then to height×width, then the sigmoid.
 at::Tensor probabilities_from_logits(const at::Tensor& logits, int64_t model_size, int64_t height, int64_t width);
-// The masks: probabilities > threshold, bool [n, height, width].
-at::Tensor masks_from_logits(const at::Tensor& logits, int64_t model_size, int64_t height, int64_t width,
-                             double threshold = 0.5);
 
 }  // namespace vesseltune::model::sam2

@@ -6,10 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "vesseltune/core/check.h"
-#include "vesseltune/eval/skeleton.h"
-#include "vesseltune/eval/vessel_metrics.h"
+#include "vesseltune/metrics/skeleton.h"
+#include "vesseltune/metrics/vessel_metrics.h"
 
-namespace vesseltune::eval {
+namespace vesseltune::metrics {
 namespace {
 
 nlohmann::json load_fixture() {
@@ -76,4 +76,4 @@ TEST(Skeleton, KeepsThinLinesAndRejectsBadMasks) {
 }
 
 }  // namespace
-}  // namespace vesseltune::eval
+}  // namespace vesseltune::metrics

@@ -2,14 +2,17 @@
 // The numbers vessel-segmentation papers report, per image and over a test set, for two regions of each image:
 // inside the field of view (FOV; how papers report) and the full image.
 //
+// One module for every number about masks: validation during training, vesseltune-eval and vesseltune-predict all
+// threshold and count here, so train.log's dice_fov and vesseltune-eval's are the same computation.
+//
 // Definitions (P = predicted vessel pixels, T = true vessel pixels, both within the region):
-//   a pixel is predicted vessel when its probability >= the threshold;
+//   a pixel is predicted vessel when its probability > the threshold (is_vessel; Sa2VA's `sigmoid() > 0.5`);
 //   TP = |P ∩ T|, FP = |P \ T|, FN = |T \ P|, TN = the region's other pixels;
 //   dice = 2TP / (2TP + FP + FN)  (F1)        iou = TP / (TP + FP + FN)  (Jaccard)
 //   sensitivity = TP / (TP + FN)  (recall)     specificity = TN / (TN + FP)
 //   accuracy = (TP + TN) / region pixels       precision = TP / (TP + FP)
 //   cldice (Shit et al., CVPR 2021) = 2·Tprec·Tsens / (Tprec + Tsens), with Tprec = |S(P) ∩ T| / |S(P)| and
-//     Tsens = |S(T) ∩ P| / |S(T)|, S = the skeleton of eval/skeleton.h (scikit-image's). The skeletons are those
+//     Tsens = |S(T) ∩ P| / |S(T)|, S = the skeleton of metrics/skeleton.h (scikit-image's). The skeletons are those
 //     of the full-image masks: the FOV region restricts P, T and both skeletons to the FOV after skeletonising, so
 //     the FOV border never cuts a vessel's skeleton into pieces that skeletonising the cropped mask would give;
 //   auc = area under the ROC curve of the probabilities = P(score of a vessel pixel > score of a background pixel)
@@ -33,7 +36,13 @@
 #include <string>
 #include <vector>
 
-namespace vesseltune::eval {
+namespace vesseltune::metrics {
+
+// The one threshold rule, wherever a probability becomes a mask.
+constexpr double kDefaultThreshold = 0.5;
+inline bool is_vessel(double probability, double threshold) { return probability > threshold; }
+// PROBABILITY (any shape, any device) as a uint8 0/1 mask by is_vessel.
+at::Tensor vessel_mask(const at::Tensor& probability, double threshold);
 
 enum class Region { fov, full };
 constexpr int kRegionCount = 2;
@@ -70,6 +79,11 @@ struct RegionMetrics {
 
 // Every metric of COUNTS (see the definitions above) and the given AUC.
 RegionMetrics metrics_from_counts(const RegionCounts& counts, double auc);
+
+// TP, FP, FN and TN (no skeletons) of vessel_mask(PROBABILITY) against TRUTH (0/1) within REGION (0/1; every pixel
+// when undefined), as tensor sums on PROBABILITY's device: what validation needs for its Dice.
+RegionCounts confusion_counts(const at::Tensor& probability, const at::Tensor& truth, const at::Tensor& region,
+                              double threshold);
 
 // Histograms of the quantised probability (kScoreBins bins, bin = round(p · 65535)) of the vessel and of the
 // background pixels of one region.
@@ -146,4 +160,4 @@ class MetricsAccumulator {
   RegionHistograms histograms_;
 };
 
-}  // namespace vesseltune::eval
+}  // namespace vesseltune::metrics

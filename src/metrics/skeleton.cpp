@@ -1,4 +1,4 @@
-#include "vesseltune/eval/skeleton.h"
+#include "vesseltune/metrics/skeleton.h"
 
 #include <array>
 #include <cstdint>
@@ -6,7 +6,7 @@
 
 #include "vesseltune/core/check.h"
 
-namespace vesseltune::eval {
+namespace vesseltune::metrics {
 namespace {
 
 // A neighbourhood code has bit 0 for the north-west neighbour, then clockwise: 1 N, 2 NE, 3 E, 4 SE, 5 S, 6 SW,
@@ -98,4 +98,4 @@ at::Tensor skeletonize(const at::Tensor& mask) {
   return skeleton;
 }
 
-}  // namespace vesseltune::eval
+}  // namespace vesseltune::metrics

@@ -3,22 +3,22 @@
 // read_report_with_h5py.py. The FOV is the whole image.
 //
 // "a": truth = the top-left 2x2 square; probabilities      "b": truth = the top row; probabilities
-//      0.9 0.6 0.7 0.1                                          1 1 1 0
-//      0.4 0.8 0.2 0.0                                          0 0 0 0
-//      0.3 0.1 0.5 0.2                                          0 0 0 0
-//      0.0 0.0 0.1 0.0                                          0 0 0 1
-// At threshold 0.5 (0.5 itself is vessel): a: TP 3, FP 2, FN 1, TN 10; b: TP 3, FP 1, FN 1, TN 11.
+//      0.9 0.6 0.7  0.1                                         1 1 1 0
+//      0.4 0.8 0.2  0.0                                         0 0 0 0
+//      0.3 0.1 0.55 0.2                                         0 0 0 0
+//      0.0 0.0 0.1  0.0                                         0 0 0 1
+// At threshold 0.5 (vessel when p > 0.5): a: TP 3, FP 2, FN 1, TN 10; b: TP 3, FP 1, FN 1, TN 11.
 
 #include <ATen/ATen.h>
 
 #include <string>
 
-#include "vesseltune/eval/vessel_metrics.h"
+#include "vesseltune/metrics/vessel_metrics.h"
 
-namespace vesseltune::eval::hand {
+namespace vesseltune::metrics::hand {
 
 inline at::Tensor probabilities(const std::string& name) {
-  const double a[16] = {0.9, 0.6, 0.7, 0.1, 0.4, 0.8, 0.2, 0.0, 0.3, 0.1, 0.5, 0.2, 0.0, 0.0, 0.1, 0.0};
+  const double a[16] = {0.9, 0.6, 0.7, 0.1, 0.4, 0.8, 0.2, 0.0, 0.3, 0.1, 0.55, 0.2, 0.0, 0.0, 0.1, 0.0};
   const double b[16] = {1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
   return at::tensor(at::ArrayRef<double>(name == "a" ? a : b, 16), at::kDouble).reshape({4, 4});
 }
@@ -37,4 +37,4 @@ inline ImageEvaluation evaluate(const std::string& name) {
   return evaluate_image(name, probabilities(name), truth(name), at::ones({4, 4}, at::kByte), 0.5);
 }
 
-}  // namespace vesseltune::eval::hand
+}  // namespace vesseltune::metrics::hand

@@ -5,9 +5,9 @@
 
 #include "hand_images.h"
 #include "vesseltune/core/check.h"
-#include "vesseltune/eval/vessel_metrics.h"
+#include "vesseltune/metrics/vessel_metrics.h"
 
-namespace vesseltune::eval {
+namespace vesseltune::metrics {
 namespace {
 
 at::Tensor mask_from_rows(const std::vector<std::string>& rows) {
@@ -46,7 +46,7 @@ TEST(VesselMetrics, FourByFourByHand) {
   EXPECT_EQ(m.threshold, 0.5);
   for (const Region region : {Region::fov, Region::full}) {
     const RegionMetrics& r = m[region];
-    // P = {(0,0), (0,1), (0,2), (1,1), (2,2)} (0.5 >= 0.5 counts); T = top-left 2x2.
+    // P = {(0,0), (0,1), (0,2), (1,1), (2,2)}; T = top-left 2x2.
     expect_counts(r.counts, 3, 2, 1, 10);
     EXPECT_DOUBLE_EQ(r[Metric::dice], 6.0 / 9.0);
     EXPECT_DOUBLE_EQ(r[Metric::iou], 3.0 / 6.0);
@@ -54,7 +54,7 @@ TEST(VesselMetrics, FourByFourByHand) {
     EXPECT_DOUBLE_EQ(r[Metric::specificity], 10.0 / 12.0);
     EXPECT_DOUBLE_EQ(r[Metric::accuracy], 13.0 / 16.0);
     EXPECT_DOUBLE_EQ(r[Metric::precision], 3.0 / 5.0);
-    // Vessel scores 0.9, 0.6, 0.4, 0.8 against 12 background scores (0.7, 0.5, 0.3, 0.2 x2, 0.1 x3, 0 x4):
+    // Vessel scores 0.9, 0.6, 0.4, 0.8 against 12 background scores (0.7, 0.55, 0.3, 0.2 x2, 0.1 x3, 0 x4):
     // they beat 12, 11, 10 and 12 of them: 45 of 48 pairs.
     EXPECT_DOUBLE_EQ(r[Metric::auc], 45.0 / 48.0);
   }
@@ -137,6 +137,43 @@ ScoreHistogram histogram(const std::vector<std::pair<int, int>>& vessel,
   return h;
 }
 
+TEST(VesselMetrics, AProbabilityAtTheThresholdIsBackgroundAsInSa2VA) {
+  // Sa2VA's `sigmoid() > 0.5`: 0.5 itself is not vessel, the next double above it is.
+  EXPECT_FALSE(is_vessel(0.5, 0.5));
+  EXPECT_TRUE(is_vessel(std::nextafter(0.5, 1.0), 0.5));
+  EXPECT_TRUE(is_vessel(1.0, 0.99));
+  EXPECT_FALSE(is_vessel(0.0, 0.0));
+  const at::Tensor probability = at::tensor({0.2, 0.5, 0.5000001, 0.9}, at::kDouble);
+  EXPECT_TRUE(at::equal(vessel_mask(probability, 0.5), at::tensor({0, 0, 1, 1}, at::kByte)));
+  const ImageMetrics m =
+      evaluate_image("tie", probability.reshape({1, 4}), at::tensor({0, 1, 1, 1}, at::kByte).reshape({1, 4}),
+                     at::ones({1, 4}, at::kByte), 0.5)
+          .metrics;
+  expect_counts(m[Region::full].counts, 2, 0, 1, 1);
+}
+
+TEST(VesselMetrics, ConfusionCountsAsValidationUsesThem) {
+  // P = {0, 1} (0.7, 0.6 > 0.5), T = {0, 2}: TP 1, FP 1, FN 1, TN 1; dice 2·1 / (2 + 2).
+  const at::Tensor p = at::tensor({0.7, 0.6, 0.5, 0.1}, at::kFloat), t = at::tensor({1, 0, 1, 0}, at::kByte);
+  expect_counts(confusion_counts(p, t, at::Tensor(), 0.5), 1, 1, 1, 1);
+  EXPECT_DOUBLE_EQ(metrics_from_counts(confusion_counts(p, t, at::Tensor(), 0.5), 0)[Metric::dice], 0.5);
+  // Region without pixel 2: P = {0, 1}, T = {0} → 2·1 / (2 + 1).
+  const RegionCounts in_region = confusion_counts(p, t, at::tensor({1, 1, 0, 1}, at::kByte), 0.5);
+  expect_counts(in_region, 1, 1, 0, 1);
+  EXPECT_DOUBLE_EQ(metrics_from_counts(in_region, 0)[Metric::dice], 2.0 / 3.0);
+  // Nothing to find, nothing found: 1; all found: 1; nothing found of everything: 0.
+  const at::Tensor zeros = at::zeros({3, 3}), ones = at::ones({3, 3}, at::kByte);
+  EXPECT_DOUBLE_EQ(metrics_from_counts(confusion_counts(zeros, zeros, at::Tensor(), 0.5), 0)[Metric::dice], 1.0);
+  EXPECT_DOUBLE_EQ(metrics_from_counts(confusion_counts(at::ones({3, 3}), ones, at::Tensor(), 0.5), 0)[Metric::dice], 1.0);
+  EXPECT_DOUBLE_EQ(metrics_from_counts(confusion_counts(zeros, ones, at::Tensor(), 0.5), 0)[Metric::dice], 0.0);
+  // The same counts as the per-image metrics of vesseltune-eval.
+  const ImageEvaluation a = hand::evaluate("a");
+  const RegionCounts counted = confusion_counts(hand::probabilities("a"), hand::truth("a"), at::Tensor(), 0.5);
+  expect_counts(counted, a.metrics[Region::full].counts.tp, a.metrics[Region::full].counts.fp,
+                a.metrics[Region::full].counts.fn, a.metrics[Region::full].counts.tn);
+  EXPECT_THROW(confusion_counts(zeros, at::zeros({3, 4}), at::Tensor(), 0.5), Error);
+}
+
 TEST(VesselMetrics, AucFromHistograms) {
   EXPECT_DOUBLE_EQ(auc(histogram({{60000, 3}}, {{100, 5}})), 1.0);    // perfect separation
   EXPECT_DOUBLE_EQ(auc(histogram({{100, 3}}, {{60000, 5}})), 0.0);    // reversed
@@ -176,7 +213,7 @@ TEST(VesselMetrics, PerImageAndPooledOverTwoImages) {
   EXPECT_DOUBLE_EQ(sensitivity.pooled, 6.0 / 8.0);
   // AUC per image: 45/48 and 40/48 (b: the three 1s beat eleven 0s and tie the background 1; the vessel 0 ties
   // eleven 0s). Pooled: vessels 0.9, 0.6, 0.4, 0.8, 1, 1, 1, 0 against 24 background scores (fifteen 0s, three
-  // 0.1, two 0.2, 0.3, 0.5, 0.7, 1) win 23 + 22 + 21 + 23 + 3·23.5 + 7.5 = 167 of 192 pairs.
+  // 0.1, two 0.2, 0.3, 0.55, 0.7, 1) win 23 + 22 + 21 + 23 + 3·23.5 + 7.5 = 167 of 192 pairs.
   const MetricAggregate& area = full.metrics[static_cast<int>(Metric::auc)];
   EXPECT_DOUBLE_EQ(area.mean, (45.0 / 48.0 + 40.0 / 48.0) / 2.0);
   EXPECT_DOUBLE_EQ(area.pooled, 167.0 / 192.0);
@@ -234,4 +271,4 @@ TEST(VesselMetrics, BadInputIsNamed) {
 }
 
 }  // namespace
-}  // namespace vesseltune::eval
+}  // namespace vesseltune::metrics

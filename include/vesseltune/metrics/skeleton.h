@@ -9,9 +9,9 @@
 
 #include <ATen/ATen.h>
 
-namespace vesseltune::eval {
+namespace vesseltune::metrics {
 
 // MASK: uint8 [H, W] of 0/1 on the CPU. Returns the skeleton as uint8 [H, W] of 0/1 (a subset of MASK).
 at::Tensor skeletonize(const at::Tensor& mask);
 
-}  // namespace vesseltune::eval
+}  // namespace vesseltune::metrics

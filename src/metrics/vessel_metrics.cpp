@@ -1,12 +1,12 @@
-#include "vesseltune/eval/vessel_metrics.h"
+#include "vesseltune/metrics/vessel_metrics.h"
 
 #include <cmath>
 #include <limits>
 
 #include "vesseltune/core/check.h"
-#include "vesseltune/eval/skeleton.h"
+#include "vesseltune/metrics/skeleton.h"
 
-namespace vesseltune::eval {
+namespace vesseltune::metrics {
 namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
@@ -95,6 +95,30 @@ double auc(const ScoreHistogram& histogram) {
   return static_cast<double>(static_cast<long double>(twice_won) / (2 * pairs));
 }
 
+at::Tensor vessel_mask(const at::Tensor& probability, double threshold) {
+  return (probability > threshold).to(at::kByte);
+}
+
+RegionCounts confusion_counts(const at::Tensor& probability, const at::Tensor& truth, const at::Tensor& region,
+                              double threshold) {
+  VT_CHECK(probability.sizes() == truth.sizes(), "confusion counts: probability ", probability.sizes(), " and truth ",
+           truth.sizes(), " differ in shape");
+  VT_CHECK(!region.defined() || region.sizes() == truth.sizes(), "confusion counts: region ", region.sizes(),
+           " and truth ", truth.sizes(), " differ in shape");
+  const at::Tensor p = vessel_mask(probability, threshold).to(at::kLong);
+  const at::Tensor t = truth.to(probability.device(), at::kLong);
+  const at::Tensor r = region.defined() ? region.to(probability.device(), at::kLong) : at::ones_like(t);
+  const at::Tensor sums = at::stack({(p * t * r).sum(), (p * (1 - t) * r).sum(), ((1 - p) * t * r).sum(),
+                                     ((1 - p) * (1 - t) * r).sum()}).cpu();
+  const int64_t* v = sums.data_ptr<int64_t>();
+  RegionCounts counts;
+  counts.tp = v[0];
+  counts.fp = v[1];
+  counts.fn = v[2];
+  counts.tn = v[3];
+  return counts;
+}
+
 ImageEvaluation evaluate_image(const std::string& name, const at::Tensor& probability, const at::Tensor& truth,
                                const at::Tensor& fov, double threshold) {
   VT_CHECK(probability.dim() == 2 && at::isFloatingType(probability.scalar_type()) && probability.device().is_cpu(),
@@ -117,7 +141,7 @@ ImageEvaluation evaluate_image(const std::string& name, const at::Tensor& probab
              ") is not in [0, 1]");
     VT_CHECK(t[i] <= 1 && f[i] <= 1, "image ", name, ": the truth or field of view holds ", int(t[i]), "/",
              int(f[i]), " at (", i / width, ", ", i % width, "); masks hold 0 or 1");
-    predicted_pixels[i] = p[i] >= threshold;
+    predicted_pixels[i] = is_vessel(p[i], threshold);
   }
   const at::Tensor predicted_skeleton_tensor = skeletonize(predicted), truth_skeleton_tensor = skeletonize(truth_mask);
   const uint8_t* sp = predicted_skeleton_tensor.data_ptr<uint8_t>();
@@ -220,4 +244,4 @@ MetricsSummary MetricsAccumulator::summary() const {
   return summary;
 }
 
-}  // namespace vesseltune::eval
+}  // namespace vesseltune::metrics
