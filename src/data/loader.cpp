@@ -98,6 +98,7 @@ void DataLoader::start(SamplerPosition from) {
           const SampleRecord record = dataset_->read(index);
           Sample sample = make_model_inputs(record, options_.inputs, seed, draw_augmentation(options_.augment, seed));
           sample.index = index;
+          sample.seed = seed;
           result.sample = std::move(sample);
         } catch (...) {
           result.error = std::current_exception();

@@ -21,6 +21,7 @@ Batch collate(std::vector<Sample> samples) {
     batch.texts.push_back(std::move(sample.text));
     batch.sources.push_back(std::move(sample.source));
     batch.indices.push_back(sample.index);
+    batch.seeds.push_back(sample.seed);
   }
   VT_CHECK(batch.full_masks.empty() || batch.full_masks.size() == samples.size(),
            "collate: some samples have full-resolution masks and some do not");

@@ -59,7 +59,7 @@ at::Tensor Segmenter::whole(const data::SampleRecord& record) {
   }
   torch::NoGradGuard no_grad;
   const data::Batch batch = data::collate({data::make_model_inputs(record, inputs_, 0)});
-  const model::Sa2VABatch inputs = model_.encoder->encode(batch, model_.device, model_.dtype, false, 0).inputs;
+  const model::Sa2VABatch inputs = model_.encoder->encode(batch, model_.device, model_.dtype, false).inputs;
   const model::SegMasks masks = net_->predict(inputs.inputs, inputs.sam_images);
   return model::sam2::probabilities_from_logits(masks.logits, inputs_.sam_size, record.image.height,
                                                 record.image.width)[0]

@@ -27,14 +27,22 @@ BatchEncoder::BatchEncoder(text::Tokenizer tokenizer, model::Sa2VAConfig& config
   prompts_.validate();
 }
 
+namespace {
+
+// The prompt's stream of a sample's seed (its image and text draws use others).
+constexpr uint64_t kPromptStream = 0x9f0e;
+
+}  // namespace
+
 EncodedBatch BatchEncoder::encode(const data::Batch& batch, at::Device device, at::ScalarType dtype,
-                                  bool sample_prompts, uint64_t seed) const {
+                                  bool sample_prompts) const {
   const int64_t size = batch.size();
   std::vector<text::EncodedConversation> conversations;
   int64_t longest = 0, tokens = 0, labelled = 0;
   for (int64_t i = 0; i < size; ++i) {
-    std::mt19937_64 rng(data::mix_seed(seed, static_cast<uint64_t>(batch.position.epoch),
-                                       static_cast<uint64_t>(batch.position.consumed * size + i)));
+    VT_CHECK(!sample_prompts || batch.seeds.size() == static_cast<size_t>(size),
+             "BatchEncoder: a training batch needs one seed per sample, got ", batch.seeds.size(), " for ", size);
+    std::mt19937_64 rng(sample_prompts ? data::mix_seed(batch.seeds[i], kPromptStream) : 0);
     const text::Turn turn = sample_prompts ? prompts_.sample(rng) : prompts_.default_turn();
     text::EncodeOptions options;
     options.image_tokens_per_tile = tokens_per_tile_;

@@ -298,7 +298,7 @@ TrainingSummary Trainer::run() {
       if (benchmark()) marks.push_back({clock.mark(), 0, 0});
       const EncodedBatch encoded = [&] {
         RECORD_USER_SCOPE("vesseltune::inputs");
-        return encoder_->encode(*batch, device_, dtype_, true, t.seed);
+        return encoder_->encode(*batch, device_, dtype_, true);
       }();
       const model::Sa2VAStepOutput out = model_->forward(encoded.inputs);
       if (benchmark()) marks.back()[1] = clock.mark();

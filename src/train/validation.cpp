@@ -32,7 +32,7 @@ ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, co
   while (std::optional<data::Batch> batch = loader.next()) {
     VT_CHECK(batch->full_masks.size() == static_cast<size_t>(batch->size()),
              "validation: the loader must return full-resolution masks");
-    const model::Sa2VAStepOutput out = model->forward(encoder.encode(*batch, device, dtype, false, 0).inputs);
+    const model::Sa2VAStepOutput out = model->forward(encoder.encode(*batch, device, dtype, false).inputs);
     for (int64_t i = 0; i < batch->size(); ++i) {
       const at::Tensor& truth = batch->full_masks[i];
       const at::Tensor probability = model::sam2::probabilities_from_logits(out.mask_logits.slice(0, i, i + 1),

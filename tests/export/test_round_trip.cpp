@@ -105,7 +105,7 @@ class ExportRoundTrip : public ::testing::Test {
     model::Sa2VAModel net = trained.model;  // the same module; its holder lets forward() change state
     net->eval();
     torch::manual_seed(0);
-    const model::Sa2VAStepOutput out = net->forward(trained.encoder->encode(*batch_, at::kCPU, at::kFloat, false, 0).inputs);
+    const model::Sa2VAStepOutput out = net->forward(trained.encoder->encode(*batch_, at::kCPU, at::kFloat, false).inputs);
     return {out.mask_logits, {out.loss_mask.item<double>(), out.loss_dice.item<double>(), out.llm_loss.item<double>(),
                               out.total.item<double>()}};
   }

@@ -90,6 +90,31 @@ class TrainerTest : public ::testing::Test {
     return dir;
   }
 
+  // The question-and-answer tokens (image tokens left out) of the first BATCHES micro-batches (one sample each)
+  // that rank RANK of WORLD_SIZE ranks encodes for training from FROM on.
+  static std::vector<std::vector<int64_t>> drawn_prompts(int rank, int world_size, data::SamplerPosition from,
+                                                         int batches) {
+    const TrainConfig c = config(root_ / "prompts", 6);
+    ModelShapes shapes = model_shapes(c);
+    const BatchEncoder encoder(text::Tokenizer::from_file(c.model.tokenizer), shapes.sa2va,
+                               model_input_options(c, shapes), false);
+    comm::World ranks;
+    ranks.rank = rank;
+    ranks.size = world_size;
+    data::DataLoader loader(std::make_shared<const data::PackedDataset>(c.data.path, c.data.train_split),
+                            train_loader_options(c, shapes, ranks));
+    loader.start(from);
+    std::vector<std::vector<int64_t>> prompts;
+    for (int b = 0; b < batches; ++b) {
+      const model::Sa2VAInputs inputs = encoder.encode(*loader.next(), at::kCPU, at::kFloat, true).inputs.inputs;
+      const at::Tensor ids = inputs.input_ids[0];
+      const at::Tensor text = ids.masked_select(inputs.attention_mask[0].to(at::kBool) &
+                                                ids.ne(shapes.sa2va.image_context_token_id));
+      prompts.emplace_back(text.data_ptr<int64_t>(), text.data_ptr<int64_t>() + text.numel());
+    }
+    return prompts;
+  }
+
   static inline fs::path root_;
   static inline TrainingSummary reference_;
   static inline io::MetricsTable reference_rows_;
@@ -110,7 +135,7 @@ TEST_F(TrainerTest, LoggedLossesAreTheModelsOnTheSameBatchesAveragedOverRanks) {
   seed_step(c.train.seed, 0, world().rank);
   double sums[4] = {0, 0, 0, 0};
   for (int micro = 0; micro < 2; ++micro) {
-    const model::Sa2VAStepOutput out = net->forward(encoder.encode(*loader.next(), at::kCPU, at::kFloat, true, c.train.seed).inputs);
+    const model::Sa2VAStepOutput out = net->forward(encoder.encode(*loader.next(), at::kCPU, at::kFloat, true).inputs);
     const double values[4] = {out.loss_mask.item<double>(), out.loss_dice.item<double>(), out.llm_loss.item<double>(),
                               out.total.item<double>()};
     for (int i = 0; i < 4; ++i) sums[i] += values[i] / 2;  // the mean over the step's micro-batches
@@ -121,6 +146,21 @@ TEST_F(TrainerTest, LoggedLossesAreTheModelsOnTheSameBatchesAveragedOverRanks) {
     EXPECT_NEAR(reference_rows_.column(kLosses[i])[0], expected, 1e-5 * std::abs(expected)) << kLosses[i];
   }
   EXPECT_EQ(reference_rows_.column("step")[0], 1);
+}
+
+TEST_F(TrainerTest, RanksDrawTheirOwnPromptsAndAResumeDrawsTheSameOnes) {
+  // 5 questions × 4 answers: eight equal draws on two ranks by chance is 20^-8; the same seed on every rank made it 1.
+  const auto rank0 = drawn_prompts(0, 2, {0, 0}, 8), rank1 = drawn_prompts(1, 2, {0, 0}, 8);
+  EXPECT_NE(rank0, rank1) << "both ranks drew the same prompt for every sample";
+  // Resumed after 4 batches per rank (8 positions consumed by both ranks): the prompts of the run that went on.
+  const auto resumed = drawn_prompts(0, 2, {0, 8}, 4);
+  EXPECT_EQ(resumed, std::vector<std::vector<int64_t>>(rank0.begin() + 4, rank0.end()));
+  // A sample's prompt follows its global position, whatever the world size: rank r's batch k holds position r + 2k.
+  const auto alone = drawn_prompts(0, 1, {0, 0}, 8);
+  for (int k = 0; k < 4; ++k) {
+    EXPECT_EQ(alone[2 * k], rank0[k]) << "position " << 2 * k;
+    EXPECT_EQ(alone[2 * k + 1], rank1[k]) << "position " << 2 * k + 1;
+  }
 }
 
 TEST_F(TrainerTest, LossGoesDown) {

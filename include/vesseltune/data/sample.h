@@ -30,6 +30,7 @@ struct Sample {
   std::string text;      // the referring expression drawn for this sample, e.g. "blood vessels"
   int64_t index = -1;    // sample index in the PackedDataset
   std::string source;    // file it was packed from
+  uint64_t seed = 0;     // what its augmentation, text and prompt are drawn from: mix of (seed, epoch, global position)
 };
 
 struct Batch {
@@ -43,6 +44,7 @@ struct Batch {
   std::vector<std::string> texts;
   std::vector<std::string> sources;
   std::vector<int64_t> indices;
+  std::vector<uint64_t> seeds;           // Sample::seed of each sample
   SamplerPosition position;  // where the sampler stands once this batch is consumed (save it to resume)
 
   int64_t size() const { return static_cast<int64_t>(indices.size()); }

@@ -30,10 +30,10 @@ class BatchEncoder {
   BatchEncoder(text::Tokenizer tokenizer, model::Sa2VAConfig& config, data::ModelInputOptions inputs,
                bool fov_in_loss);
 
-  // Training draws each sample's question and answer from SEED (mixed with the batch's position), so a
-  // resumed run sees the same conversations; evaluation uses the first question and answer.
-  EncodedBatch encode(const data::Batch& batch, at::Device device, at::ScalarType dtype, bool sample_prompts,
-                           uint64_t seed) const;
+  // Training (SAMPLE_PROMPTS) draws each sample's question and answer from its own seed (Batch::seeds: the run's
+  // seed, the epoch and the sample's global position), so ranks draw independently and a resumed run, on any
+  // number of ranks, sees the same conversations; evaluation uses the first question and answer.
+  EncodedBatch encode(const data::Batch& batch, at::Device device, at::ScalarType dtype, bool sample_prompts) const;
 
   const text::Tokenizer& tokenizer() const { return tokenizer_; }
 
