@@ -76,6 +76,18 @@ void write_text_file_atomically(const std::string& path, const std::string& text
   });
 }
 
+void copy_file_atomically(const std::string& source, const std::string& path) {
+  write_file_atomically(path, [&](const std::string& temporary) {
+    std::ifstream in(source, std::ios::binary);
+    VT_CHECK(in, "cannot open '", source, "' to copy it to '", path, "'");
+    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
+    VT_CHECK(out, "cannot create '", temporary, "'");
+    out << in.rdbuf();
+    out.close();
+    VT_CHECK(out && !in.bad(), "cannot copy '", source, "' to '", temporary, "' (disk full?)");
+  });
+}
+
 void move_folder_into_place(const std::string& staging, const std::string& path) {
   VT_CHECK(is_folder(staging), "cannot move '", staging, "' into place: not a folder");
   std::string old;

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 
+#include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/log.h"
 #include "vesseltune/export/merged_weights.h"
@@ -15,6 +16,7 @@
 #include "vesseltune/export/trained_modules.h"
 #include "vesseltune/io/safetensors.h"
 #include "vesseltune/model/peft_adapter.h"
+#include "vesseltune/text/tokenizer_files.h"
 #include "vesseltune/train/trained_model.h"
 
 namespace vesseltune::exporting {
@@ -60,12 +62,10 @@ int64_t write_merged(train::TrainedModel& trained, const WeightDtypes& dtypes, c
     // The real checkpoint's config describes this model (model_shapes read it) and has what we do not know.
     const fs::path source = fs::is_directory(config.model.config_json) ? fs::path(config.model.config_json) / "config.json"
                                                                         : fs::path(config.model.config_json);
-    std::error_code error;
-    fs::copy_file(source, folder / "config.json", error);
-    VT_CHECK(!error, "cannot copy '", source.string(), "' to '", (folder / "config.json").string(), "': ", error.message());
+    copy_file_atomically(source.string(), (folder / "config.json").string());
     copy_remote_code(config.model.config_json, folder);
   }
-  copy_tokenizer_files(config.model.tokenizer, folder);
+  text::copy_tokenizer_files(config.model.tokenizer, folder.string());
   return static_cast<int64_t>(tensors.size());
 }
 

@@ -3,8 +3,10 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "vesseltune/core/check.h"
@@ -12,6 +14,8 @@
 #include "vesseltune/optim/deepspeed_config.h"
 
 namespace vesseltune::train {
+
+namespace fs = std::filesystem;
 namespace {
 
 // The one list of keys: reading, writing and the unknown-key check all go through it.
@@ -110,6 +114,22 @@ void flatten(const YAML::Node& node, const std::string& path, std::map<std::stri
   leaves[path] = node;
 }
 
+// The keys whose values are files or folders (see the header).
+bool is_path_key(const std::string& key) {
+  static const std::set<std::string> keys = {"model.config_json", "model.weights",   "model.tokenizer",
+                                             "data.path",         "train.deepspeed", "runtime.work_dir"};
+  return keys.count(key) > 0;
+}
+
+bool is_override(const std::string& source) { return source.rfind("--set ", 0) == 0; }
+
+// PATH made absolute against FOLDER (empty: the working directory); empty stays empty (not set).
+std::string absolute_path(const std::string& path, const std::string& folder) {
+  if (path.empty()) return path;
+  const fs::path base = folder.empty() ? fs::current_path() : fs::path(folder);
+  return (fs::path(path).is_absolute() ? fs::path(path) : base / path).lexically_normal().string();
+}
+
 std::string format_value(const std::string& value) { return value; }
 std::string format_value(bool value) { return value ? "true" : "false"; }
 template <class T>
@@ -135,11 +155,11 @@ TrainConfig TrainConfig::load(const std::string& file, const std::vector<std::st
   VT_CHECK(in.good(), "cannot open training config ", file);
   std::stringstream text;
   text << in.rdbuf();
-  return from_yaml_text(text.str(), file, overrides);
+  return from_yaml_text(text.str(), file, overrides, fs::absolute(file).parent_path().string());
 }
 
 TrainConfig TrainConfig::from_yaml_text(const std::string& text, const std::string& origin,
-                                        const std::vector<std::string>& overrides) {
+                                        const std::vector<std::string>& overrides, const std::string& text_folder) {
   std::map<std::string, YAML::Node> leaves;
   try {
     flatten(YAML::Load(text), "", leaves, origin);
@@ -168,6 +188,9 @@ TrainConfig TrainConfig::from_yaml_text(const std::string& text, const std::stri
     try {
       VT_CHECK(leaf->second.IsScalar(), sources[key], ": key '", key, "' must be a single value");
       field = leaf->second.template as<T>();
+      if constexpr (std::is_same_v<T, std::string>) {
+        if (is_path_key(key)) field = absolute_path(field, is_override(sources[key]) ? "" : text_folder);
+      }
     } catch (const YAML::Exception&) {
       VT_FAIL(sources[key], ": key '", key, "' has value '", leaf->second.Scalar(), "', which is not ",
               std::is_same_v<T, bool> ? "true or false" : std::is_same_v<T, std::string> ? "text"

@@ -41,7 +41,11 @@ std::string resolve_checkpoint(const std::string& path) {
 TrainedModel load_trained_model(const std::string& checkpoint, const std::vector<std::string>& overrides,
                                 at::Device device, std::optional<at::ScalarType> dtype) {
   const std::string file = resolve_checkpoint(checkpoint);
-  const TrainConfig config = TrainConfig::from_yaml_text(CheckpointStore::read_config(file), file + " (config)", overrides);
+  std::vector<std::string> settings;
+  const fs::path kept = fs::path(file).parent_path().parent_path() / kRunTokenizerFolder / "tokenizer.json";
+  if (fs::is_regular_file(kept)) settings.push_back("model.tokenizer=" + kept.string());
+  settings.insert(settings.end(), overrides.begin(), overrides.end());
+  const TrainConfig config = TrainConfig::from_yaml_text(CheckpointStore::read_config(file), file + " (config)", settings);
   TrainedModel trained = build_untrained_model(config, device, dtype);
   const std::vector<std::string> loaded = load_trained_weights(file, *trained.model);
   trained.source = file;

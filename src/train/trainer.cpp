@@ -25,6 +25,7 @@
 #include "vesseltune/train/benchmark_report.h"
 #include "vesseltune/train/op_profile.h"
 #include "vesseltune/text/tokenizer.h"
+#include "vesseltune/text/tokenizer_files.h"
 #include "vesseltune/train/batch_encoder.h"
 #include "vesseltune/train/checkpoint_store.h"
 #include "vesseltune/train/model_setup.h"
@@ -101,8 +102,15 @@ Trainer::Trainer(const TrainConfig& config, const RunOptions& options, const com
     : config_(config.with_deepspeed(world.size)), options_(options), world_(world) {
   const fs::path work_dir(config_.runtime.work_dir);
   stop_file_ = work_dir / "STOP";
-  if (world.rank == 0) fs::create_directories(work_dir);
+  // The run keeps its own copy of the tokenizer, which its checkpoints name: evaluation and export find it there
+  // wherever the original has gone.
+  const fs::path tokenizer_copy = work_dir / kRunTokenizerFolder;
+  if (world.rank == 0) {
+    fs::create_directories(tokenizer_copy);
+    text::copy_tokenizer_files(config_.model.tokenizer, tokenizer_copy.string());
+  }
   MPI_Barrier(world.comm);
+  config_.model.tokenizer = (tokenizer_copy / "tokenizer.json").string();
   log::init({world.rank, log::Severity::info, false, (work_dir / "train.log").string()});
 
   comm_ = comm::make_communicator(world, comm::parse_backend(config_.runtime.backend),

@@ -24,11 +24,18 @@ expect_error() {
 }
 
 "$BIN/vesseltune-pack" synth "$WORK/data" --count 8 --size 64 >/dev/null || fail "packing the synthetic set"
-"$MPIEXEC" --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -np 1 "$BIN/vesseltune-train" \
-  --config "$SRC/configs/tiny_vessel.yaml" --data "$WORK/data" --work-dir "$WORK/run" \
-  --set model.tokenizer="$SRC/configs/tiny/tokenizer.json" --set model.sam2_image_size=128 \
+# Trained from WORK with paths relative to it (--set and --work-dir: the working directory's), the tokenizer a
+# copy that is gone afterwards and the work dir moved: export, from yet another directory, needs neither.
+mkdir -p "$WORK/tok" "$WORK/elsewhere" && cp "$SRC/configs/tiny/tokenizer.json" "$WORK/tok/"
+(cd "$WORK" && "$MPIEXEC" --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -np 1 "$BIN/vesseltune-train" \
+  --config "$SRC/configs/tiny_vessel.yaml" --data data --work-dir trained \
+  --set model.tokenizer=tok/tokenizer.json --set model.sam2_image_size=128 \
   --set train.max_steps=2 --set train.micro_batch=1 --set train.val_interval=0 --set loss.num_points=1024 \
-  >"$WORK/train.out" 2>&1 || { tail -20 "$WORK/train.out"; fail "training 2 steps"; }
+  >"$WORK/train.out" 2>&1) || { tail -20 "$WORK/train.out"; fail "training 2 steps"; }
+grep -q "tokenizer: $WORK/trained/tokenizer/tokenizer.json" "$WORK/trained/train.log" ||
+  fail "the run does not use its own absolute tokenizer copy"
+rm -r "$WORK/tok" && mv "$WORK/trained" "$WORK/run"
+cd "$WORK/elsewhere"
 CKPT=$WORK/run/checkpoints/step_00000002.h5
 [ -f "$CKPT" ] || fail "no $CKPT"
 

@@ -9,6 +9,7 @@
 #include "vesseltune/core/remove_tree.h"
 #include "vesseltune/export/byte_size.h"
 #include "vesseltune/export/model_files.h"
+#include "vesseltune/text/tokenizer_files.h"
 #include "vesseltune/export/output_folder.h"
 
 namespace vesseltune::exporting {
@@ -47,14 +48,14 @@ TEST_F(ModelFiles, TheTokenizerGoesWithTheHuggingFaceFilesBesideIt) {
   write("merges.txt", "a b");
   write("generation_config.json", "{}");
   write("notes.txt", "not a tokenizer file");
-  const std::vector<std::string> names = copy_tokenizer_files((dir_ / "from" / "qwen_tokenizer.json").string(), dir_ / "to");
+  const std::vector<std::string> names = text::copy_tokenizer_files((dir_ / "from" / "qwen_tokenizer.json").string(), (dir_ / "to").string());
   EXPECT_EQ(names, (std::vector<std::string>{"tokenizer.json", "tokenizer_config.json", "merges.txt", "generation_config.json"}));
   EXPECT_EQ(copied(), (std::vector<std::string>{"generation_config.json", "merges.txt", "tokenizer.json", "tokenizer_config.json"}));
   EXPECT_EQ(read("tokenizer.json"), "{\"model\": {}}");
   EXPECT_EQ(read("merges.txt"), "a b");
 
   const std::string missing = (dir_ / "moved" / "tokenizer.json").string();
-  const std::string message = error_message([&] { copy_tokenizer_files(missing, dir_ / "to"); });
+  const std::string message = error_message([&] { text::copy_tokenizer_files(missing, (dir_ / "to").string()); });
   EXPECT_NE(message.find("tokenizer '" + missing + "' does not exist (set model.tokenizer"), std::string::npos) << message;
 }
 

@@ -1,7 +1,10 @@
-// The training config (YAML + --set), the learning-rate schedule and the Dice score, against hand values.
+// The training config (YAML + --set, paths) and the learning-rate schedule, against hand values.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 
 #include "error_message.h"
 #include "vesseltune/core/check.h"
@@ -11,6 +14,8 @@
 
 namespace vesseltune::train {
 namespace {
+
+namespace fs = std::filesystem;
 
 TEST(TrainConfig, ShippedConfigsLoadAndTheResolvedYamlReadsBackTheSame) {
   for (const char* file : {"configs/tiny_vessel.yaml", "configs/sa2va_1b_vessel_lora.yaml",
@@ -37,10 +42,10 @@ TEST(TrainConfig, TheReleasedRecipesUseTheDecoderMasksUngatedAsSa2VADoes) {
 TEST(TrainConfig, ADeepSpeedJsonDecidesTheZeroSettings) {
   // The 4b recipe names xtuner's zero2 offload JSON, which has no offload_optimizer.ratio: DeepSpeed's 1 wins
   // over a ratio asked for in the training config (with a warning); without the JSON the ratio is kept.
+  // The recipe names the JSON relative to its own folder; the test runs elsewhere.
   const std::string source = VESSELTUNE_SOURCE_DIR;
-  const std::string json = "train.deepspeed=" + source + "/configs/deepspeed/zero2_offload.json";
-  const TrainConfig with_json =
-      TrainConfig::load(source + "/configs/sa2va_4b_vessel_lora.yaml", {json, "zero.offload_ratio=0.25"});
+  const TrainConfig with_json = TrainConfig::load(source + "/configs/sa2va_4b_vessel_lora.yaml", {"zero.offload_ratio=0.25"});
+  EXPECT_EQ(with_json.train.deepspeed, source + "/configs/deepspeed/zero2_offload.json");
   EXPECT_DOUBLE_EQ(with_json.zero.offload_ratio, 0.25);
   EXPECT_DOUBLE_EQ(with_json.with_deepspeed(4).zero.offload_ratio, 1.0);
   EXPECT_EQ(with_json.with_deepspeed(4).zero.offload_optimizer, "cpu");
@@ -48,6 +53,24 @@ TEST(TrainConfig, ADeepSpeedJsonDecidesTheZeroSettings) {
       TrainConfig::load(source + "/configs/sa2va_4b_vessel_lora.yaml", {"train.deepspeed=\"\"", "zero.offload_ratio=0.25"});
   EXPECT_DOUBLE_EQ(without.with_deepspeed(4).zero.offload_ratio, 0.25);
   EXPECT_DOUBLE_EQ(without.with_deepspeed(4).zero_config().offload_ratio, 0.25);
+}
+
+TEST(TrainConfig, RelativePathsFollowTheConfigFileAndThoseOfSetTheWorkingDirectory) {
+  const fs::path dir = fs::temp_directory_path() / ("vt_config_paths_" + std::to_string(::getpid()));
+  fs::create_directories(dir / "cfg");
+  std::ofstream(dir / "cfg" / "run.yaml") << "model:\n  tokenizer: tok/tokenizer.json\n  weights: /models/w\n"
+                                             "  config_json: \"\"\ndata:\n  path: ../data/./set\n"
+                                             "runtime:\n  work_dir: out\n";
+  const TrainConfig c = TrainConfig::load((dir / "cfg" / "run.yaml").string(), {"train.deepspeed=ds/z.json"});
+  EXPECT_EQ(c.model.tokenizer, (dir / "cfg" / "tok" / "tokenizer.json").string());
+  EXPECT_EQ(c.data.path, (dir / "data" / "set").string());
+  EXPECT_EQ(c.runtime.work_dir, (dir / "cfg" / "out").string());
+  EXPECT_EQ(c.model.weights, "/models/w");  // absolute: as written
+  EXPECT_EQ(c.model.config_json, "");       // not set: stays unset
+  EXPECT_EQ(c.train.deepspeed, (fs::current_path() / "ds" / "z.json").string());
+  // Stored absolute, a checkpoint's config reads back the same from anywhere.
+  EXPECT_EQ(TrainConfig::from_yaml_text(c.to_yaml(), "stored", {}, "/somewhere/else").to_yaml(), c.to_yaml());
+  fs::remove_all(dir);
 }
 
 TEST(TrainConfig, ValuesComeFromTheFileThenFromSet) {

@@ -22,6 +22,9 @@ void write_file_atomically(const std::string& path, const std::function<void(con
 // TEXT as the whole content of PATH, atomically.
 void write_text_file_atomically(const std::string& path, const std::string& text);
 
+// A copy of the file SOURCE as PATH, atomically. Errors name both.
+void copy_file_atomically(const std::string& source, const std::string& path);
+
 // Replaces the folder PATH by the complete folder STAGING: an older PATH is moved aside to PATH.old-PID, STAGING
 // renamed into place, and only then the old one removed.
 void move_folder_into_place(const std::string& staging, const std::string& path);

@@ -10,6 +10,10 @@
 //   train:   epochs/steps, batch, accumulation, schedule, clipping, logging, validation, checkpoints
 //   zero:    ZeRO stage, optimizer offload, buckets (or train.deepspeed: a DeepSpeed JSON that sets them)
 //   runtime: backend, collective timeout, work directory
+//
+// Paths (model.config_json, model.weights, model.tokenizer, data.path, train.deepspeed, runtime.work_dir): a relative
+// one in a config file is relative to that file's folder, one given with --set to the working directory. The
+// loaded config holds them absolute, so the resolved config in a checkpoint works from any directory.
 
 #include <cstdint>
 #include <string>
@@ -113,8 +117,11 @@ struct TrainConfig {
 
   // Reads FILE, applies OVERRIDES ("train.lr=2e-4") and validates. Errors name the file and the key.
   static TrainConfig load(const std::string& file, const std::vector<std::string>& overrides = {});
+  // TEXT as if read from ORIGIN (named in errors); its relative paths are relative to TEXT_FOLDER (empty: the
+  // working directory, as for a checkpoint's stored config written before paths were stored absolute).
   static TrainConfig from_yaml_text(const std::string& text, const std::string& origin,
-                                    const std::vector<std::string>& overrides = {});
+                                    const std::vector<std::string>& overrides = {},
+                                    const std::string& text_folder = "");
   // The resolved configuration as YAML (every key, loadable again).
   std::string to_yaml() const;
   // Throws naming the key when a value is out of range.

@@ -34,8 +34,9 @@ TrainedModel build_untrained_model(TrainConfig config, at::Device device,
                                    std::optional<at::ScalarType> dtype = std::nullopt);
 
 // CHECKPOINT: a training checkpoint (step_N.h5), or a work dir or its checkpoints folder (the newest complete
-// checkpoint there). The run's config is the one stored in the checkpoint; OVERRIDES (`--set key=value`) change it,
-// e.g. where the base weights (model.weights) or the tokenizer are now. Base weights come from model.weights, or
+// checkpoint there). The run's config is the one stored in the checkpoint, with the tokenizer the run kept
+// (WORK_DIR/tokenizer/, found beside the checkpoints folder even when the work dir has moved); OVERRIDES
+// (`--set key=value`) change it, e.g. where the base weights (model.weights) are now. Base weights come from model.weights, or
 // are the seed's random ones as in training; then LoRA, then the trained weights. Errors name the file and tensor.
 TrainedModel load_trained_model(const std::string& checkpoint, const std::vector<std::string>& overrides,
                                 at::Device device, std::optional<at::ScalarType> dtype = std::nullopt);

@@ -26,6 +26,9 @@
 
 namespace vesseltune::train {
 
+// The folder of WORK_DIR where a run keeps its copy of the tokenizer's files (its checkpoints name it).
+inline constexpr const char* kRunTokenizerFolder = "tokenizer";
+
 struct RunOptions {
   std::string resume;       // "" (start fresh), "auto" (newest checkpoint in the work dir, if any) or a checkpoint file
   int64_t stop_at_step = 0;  // > 0: end at this step as a stop signal would (save, return); tests and benchmarks
