@@ -14,7 +14,7 @@
 #include "vesseltune/eval/predictor.h"
 #include "vesseltune/metrics/vessel_metrics.h"
 #include "vesseltune/model/sam2/grounding_encoder.h"
-#include "vesseltune/train/trained_model.h"
+#include "vesseltune/setup/trained_model.h"
 
 using namespace vesseltune;
 using Clock = std::chrono::steady_clock;
@@ -34,7 +34,7 @@ data::SampleRecord random_image(int side, uint64_t seed) {
 }
 
 // One call of the predict path on RECORDS; returns when the masks are on the host.
-void predict_once(const train::TrainedModel& trained, const eval::Predictor& predictor,
+void predict_once(const setup::TrainedModel& trained, const eval::Predictor& predictor,
                   const std::vector<data::SampleRecord>& records, int64_t new_tokens) {
   torch::NoGradGuard no_grad;
   model::Sa2VAModel net = trained.model;
@@ -75,8 +75,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   const at::Device device = cpu ? at::Device(at::kCPU) : at::Device(at::kCUDA, 0);
-  train::TrainConfig config = train::TrainConfig::load(config_file, overrides);
-  const train::TrainedModel trained = train::build_untrained_model(config, device);
+  setup::TrainConfig config = setup::TrainConfig::load(config_file, overrides);
+  const setup::TrainedModel trained = setup::build_untrained_model(config, device);
   const eval::Predictor predictor(trained, {});
   std::vector<data::SampleRecord> records;
   for (int i = 0; i < batch; ++i) records.push_back(random_image(side, i));

@@ -23,7 +23,7 @@
 #include "vesseltune/eval/overlay.h"
 #include "vesseltune/eval/segmenter.h"
 #include "vesseltune/metrics/vessel_metrics.h"
-#include "vesseltune/train/trained_model.h"
+#include "vesseltune/setup/trained_model.h"
 
 using namespace vesseltune;
 namespace fs = std::filesystem;
@@ -98,9 +98,9 @@ int evaluate(const Arguments& args, const comm::World& world) {
   log::init({world.rank, log::Severity::info, false, (out / "eval.log").string()});
 
   const auto comm = comm::make_communicator(world, comm::Backend::automatic, std::chrono::minutes(10));
-  const train::TrainedModel model = args.checkpoint.empty()
-                                        ? train::load_merged_model(args.weights, args.overrides, comm->device())
-                                        : train::load_trained_model(args.checkpoint, args.overrides, comm->device());
+  const setup::TrainedModel model = args.checkpoint.empty()
+                                        ? setup::load_merged_model(args.weights, args.overrides, comm->device())
+                                        : setup::load_trained_model(args.checkpoint, args.overrides, comm->device());
   const eval::ImageSource source(args.data, args.split, args.layout, args.mask_threshold);
   eval::Segmenter segmenter(model, args.segmenter);
   VT_LOG(info) << "evaluating " << model.source << " on " << source.size() << " images of " << source.description()

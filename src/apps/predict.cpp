@@ -24,7 +24,7 @@
 #include "vesseltune/eval/predictor.h"
 #include "vesseltune/export/output_folder.h"
 #include "vesseltune/metrics/vessel_metrics.h"
-#include "vesseltune/train/trained_model.h"
+#include "vesseltune/setup/trained_model.h"
 
 using namespace vesseltune;
 namespace fs = std::filesystem;
@@ -125,9 +125,9 @@ int predict(const Arguments& args, const comm::World& world) {
   comm->barrier("predict: output folder");
   log::init({world.rank, log::Severity::info, false, (staging / "predict.log").string()});
 
-  const train::TrainedModel model = args.checkpoint.empty()
-                                        ? train::load_merged_model(args.weights, args.overrides, comm->device())
-                                        : train::load_trained_model(args.checkpoint, args.overrides, comm->device());
+  const setup::TrainedModel model = args.checkpoint.empty()
+                                        ? setup::load_merged_model(args.weights, args.overrides, comm->device())
+                                        : setup::load_trained_model(args.checkpoint, args.overrides, comm->device());
   eval::Predictor predictor(model, {prompt, args.max_new_tokens, !args.no_cache});
   VT_LOG(info) << "predicting " << inputs.size() << " images with " << model.source << " (" << world.size
                << " ranks, batch " << args.batch << ", prompt \"" << prompt << "\")";

@@ -8,7 +8,7 @@
 
 #include "vesseltune/comm/launch.h"
 #include "vesseltune/core/log.h"
-#include "vesseltune/train/memory_plan.h"
+#include "vesseltune/perf/memory_plan.h"
 #include "vesseltune/train/trainer.h"
 
 using namespace vesseltune;
@@ -16,16 +16,16 @@ using namespace vesseltune;
 namespace {
 
 // The plan for the config at WORLD_SIZE GPUs, and with GPU_MEM_GIB > 0 whether it fits and what to change.
-int print_plan(const train::TrainConfig& loaded, int world_size, double gpu_mem_gib) {
-  const train::PlanInputs in = train::memory_plan_inputs(loaded.with_deepspeed(world_size), world_size);
-  const train::MemoryPlan plan = train::plan_memory(in);
-  std::cout << train::format_plan(plan, in);
+int print_plan(const setup::TrainConfig& loaded, int world_size, double gpu_mem_gib) {
+  const perf::PlanInputs in = perf::memory_plan_inputs(loaded.with_deepspeed(world_size), world_size);
+  const perf::MemoryPlan plan = perf::plan_memory(in);
+  std::cout << perf::format_plan(plan, in);
   if (gpu_mem_gib > 0) {
-    const train::FitAdvice advice = train::advise(in, gpu_mem_gib);
+    const perf::FitAdvice advice = perf::advise(in, gpu_mem_gib);
     std::cout << (advice.fits ? "fits" : "does NOT fit") << " a " << gpu_mem_gib << " GiB GPU (keeping "
-              << train::safety_margin_gib(gpu_mem_gib) << " GiB free)\n";
+              << perf::safety_margin_gib(gpu_mem_gib) << " GiB free)\n";
     for (const auto& suggestion : advice.suggestions) std::cout << "  change: " << suggestion << "\n";
-    std::cout << "optimizer offload that fits with the least offload: " << train::choose_offload(in, gpu_mem_gib).yaml();
+    std::cout << "optimizer offload that fits with the least offload: " << perf::choose_offload(in, gpu_mem_gib).yaml();
     if (!loaded.train.deepspeed.empty()) {
       std::cout << " (train.deepspeed decides these: set zero_optimization.offload_optimizer in " << loaded.train.deepspeed
                 << ")";
@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
 
   if (plan || print_work_dir) {
     try {
-      const train::TrainConfig config = train::TrainConfig::load(config_file, overrides);
+      const setup::TrainConfig config = setup::TrainConfig::load(config_file, overrides);
       if (print_work_dir) {
         std::cout << config.runtime.work_dir << "\n";
         return 0;
@@ -88,7 +88,7 @@ int main(int argc, char** argv) {
     }
   }
   return comm::run_ranks(argc, argv, [&](const comm::World& world) {
-    const train::TrainConfig config = train::TrainConfig::load(config_file, overrides);
+    const setup::TrainConfig config = setup::TrainConfig::load(config_file, overrides);
     const train::TrainingSummary summary = train::run_training(config, run, world);
     if (!summary.benchmark_json.empty() && world.rank == 0) std::cout << "BENCH_RESULT " << summary.benchmark_json << std::endl;
     return 0;

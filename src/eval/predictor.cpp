@@ -6,7 +6,7 @@
 
 #include "vesseltune/core/check.h"
 #include "vesseltune/model/sam2/grounding_encoder.h"
-#include "vesseltune/train/trainer.h"
+#include "vesseltune/setup/model_setup.h"
 
 namespace vesseltune::eval {
 namespace {
@@ -19,10 +19,10 @@ std::string trimmed(const std::string& text) {
 
 }  // namespace
 
-Predictor::Predictor(const train::TrainedModel& model, PredictOptions options)
+Predictor::Predictor(const setup::TrainedModel& model, PredictOptions options)
     : model_(model), net_(model.model), options_(std::move(options)),
       template_(text::chat_template(model.shapes.sa2va.template_name)),
-      inputs_(train::model_input_options(model.config, model.shapes)) {
+      inputs_(setup::model_input_options(model.config, model.shapes)) {
   if (options_.prompt.find(text::kImagePlaceholder) == std::string::npos) {
     options_.prompt = std::string(text::kImagePlaceholder) + "\n" + options_.prompt;
   }

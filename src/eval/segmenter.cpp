@@ -9,7 +9,7 @@
 #include "vesseltune/data/image_ops.h"
 #include "vesseltune/data/model_inputs.h"
 #include "vesseltune/model/sam2/grounding_encoder.h"
-#include "vesseltune/train/trainer.h"
+#include "vesseltune/setup/model_setup.h"
 
 namespace vesseltune::eval {
 
@@ -37,9 +37,9 @@ at::Tensor window_weights(int start, int size, int length, int overlap) {
   return weights;
 }
 
-Segmenter::Segmenter(const train::TrainedModel& model, SegmenterOptions options)
+Segmenter::Segmenter(const setup::TrainedModel& model, SegmenterOptions options)
     : model_(model), net_(model.model), options_(std::move(options)),
-      inputs_(train::model_input_options(model.config, model.shapes)) {
+      inputs_(setup::model_input_options(model.config, model.shapes)) {
   VT_CHECK(options_.mode == "resize" || options_.mode == "tile", "--mode must be resize or tile, got '",
            options_.mode, "'");
   if (options_.mode == "tile") window_starts(1, options_.tile_size, options_.tile_overlap);  // checks the sizes

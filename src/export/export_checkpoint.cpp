@@ -17,7 +17,7 @@
 #include "vesseltune/io/safetensors.h"
 #include "vesseltune/model/peft_adapter.h"
 #include "vesseltune/text/tokenizer_files.h"
-#include "vesseltune/train/trained_model.h"
+#include "vesseltune/setup/trained_model.h"
 
 namespace vesseltune::exporting {
 namespace {
@@ -51,9 +51,9 @@ std::string config_dtype(const NamedTensors& tensors) {
 }
 
 // The merged export's files in FOLDER; returns the tensors written.
-int64_t write_merged(train::TrainedModel& trained, const WeightDtypes& dtypes, const ExportOptions& options,
+int64_t write_merged(setup::TrainedModel& trained, const WeightDtypes& dtypes, const ExportOptions& options,
                      const fs::path& folder) {
-  const train::TrainConfig& config = trained.config;
+  const setup::TrainConfig& config = trained.config;
   const NamedTensors tensors = merged_weights(*trained.model, dtypes);
   io::save_safetensors_sharded(folder.string(), tensors, options.max_shard_bytes, kMetadata);
   if (config.model.config_json.empty()) {
@@ -70,8 +70,8 @@ int64_t write_merged(train::TrainedModel& trained, const WeightDtypes& dtypes, c
 }
 
 // The PEFT export's files in FOLDER; returns the tensors written.
-int64_t write_peft(train::TrainedModel& trained, const WeightDtypes& dtypes, const fs::path& folder) {
-  const train::TrainConfig& config = trained.config;
+int64_t write_peft(setup::TrainedModel& trained, const WeightDtypes& dtypes, const fs::path& folder) {
+  const setup::TrainConfig& config = trained.config;
   VT_CHECK(config.model.lora_r > 0, trained.source, ": the run trained no LoRA adapters (model.lora.r 0); ",
            "export it with --format merged");
   if (config.model.weights.empty()) {
@@ -99,7 +99,7 @@ ExportSummary export_checkpoint(const ExportOptions& options) {
            "export dtype must be bf16 or fp32, got ", *options.dtype);
   OutputFolder folder(options.out, options.overwrite);  // refuses an existing OUT before the model is loaded
   // fp32 on the CPU: the merge (W + s·B·A) is exact to fp32 rounding whatever dtype the files get.
-  train::TrainedModel trained = train::load_trained_model(options.checkpoint, options.overrides, at::kCPU, at::kFloat);
+  setup::TrainedModel trained = setup::load_trained_model(options.checkpoint, options.overrides, at::kCPU, at::kFloat);
   std::optional<io::Checkpoint> base;
   if (!trained.config.model.weights.empty()) base.emplace(trained.config.model.weights);
   const WeightDtypes dtypes{options.dtype, base ? &*base : nullptr};
@@ -111,7 +111,7 @@ ExportSummary export_checkpoint(const ExportOptions& options) {
   torch::NoGradGuard no_grad;
   summary.tensors = options.format == ExportFormat::merged ? write_merged(trained, dtypes, options, folder.staging())
                                                            : write_peft(trained, dtypes, folder.staging());
-  write_text(folder.staging() / train::kExportedConfigName, trained.config.to_yaml());
+  write_text(folder.staging() / setup::kExportedConfigName, trained.config.to_yaml());
   for (const auto& entry : fs::directory_iterator(folder.staging())) {
     summary.files.push_back(entry.path().filename().string());
     summary.bytes += fs::file_size(entry.path());

@@ -22,13 +22,14 @@
 #include "vesseltune/data/random.h"
 #include "vesseltune/io/metrics_file.h"
 #include "vesseltune/optim/zero_optimizer.h"
-#include "vesseltune/train/benchmark_report.h"
-#include "vesseltune/train/op_profile.h"
+#include "vesseltune/perf/benchmark_report.h"
+#include "vesseltune/perf/op_profile.h"
 #include "vesseltune/text/tokenizer.h"
 #include "vesseltune/text/tokenizer_files.h"
-#include "vesseltune/train/batch_encoder.h"
-#include "vesseltune/train/checkpoint_store.h"
-#include "vesseltune/train/model_setup.h"
+#include "vesseltune/setup/batch_encoder.h"
+#include "vesseltune/checkpoint/checkpoint_store.h"
+#include "vesseltune/setup/model_setup.h"
+#include "vesseltune/setup/trained_model.h"
 #include "vesseltune/train/stop_request.h"
 #include "vesseltune/train/validation.h"
 
@@ -65,7 +66,7 @@ struct IntervalTotals {
 // The training job's state and pieces on one rank.
 class Trainer {
  public:
-  Trainer(const TrainConfig& config, const RunOptions& options, const comm::World& world);
+  Trainer(const setup::TrainConfig& config, const RunOptions& options, const comm::World& world);
   TrainingSummary run();
 
  private:
@@ -76,21 +77,21 @@ class Trainer {
   fs::path save();
   void write_run_status(bool stopped) const;
 
-  TrainConfig config_;
+  setup::TrainConfig config_;
   RunOptions options_;
   const comm::World& world_;
   std::unique_ptr<comm::Communicator> comm_;
   at::Device device_{at::kCPU};
   at::ScalarType dtype_ = at::kFloat;
-  ModelShapes shapes_;
-  std::unique_ptr<BatchEncoder> encoder_;
+  setup::ModelShapes shapes_;
+  std::unique_ptr<setup::BatchEncoder> encoder_;
   model::Sa2VAModel model_{nullptr};
   std::unique_ptr<data::DataLoader> train_loader_;
   std::unique_ptr<data::DataLoader> val_loader_;
   std::unique_ptr<optim::ZeroOptimizer> optimizer_;
-  std::unique_ptr<CheckpointStore> store_;
+  std::unique_ptr<checkpoint::CheckpointStore> store_;
   std::unique_ptr<io::MetricsFile> metrics_;  // rank 0
-  TrainerState state_;
+  checkpoint::TrainerState state_;
   int64_t steps_per_epoch_ = 0;
   int64_t last_validated_step_ = -1;
   int64_t last_saved_step_ = -1;
@@ -98,13 +99,13 @@ class Trainer {
   fs::path stop_file_;  // WORK_DIR/STOP: `touch` it to stop the run as a signal would
 };
 
-Trainer::Trainer(const TrainConfig& config, const RunOptions& options, const comm::World& world)
+Trainer::Trainer(const setup::TrainConfig& config, const RunOptions& options, const comm::World& world)
     : config_(config.with_deepspeed(world.size)), options_(options), world_(world) {
   const fs::path work_dir(config_.runtime.work_dir);
   stop_file_ = work_dir / "STOP";
   // The run keeps its own copy of the tokenizer, which its checkpoints name: evaluation and export find it there
   // wherever the original has gone.
-  const fs::path tokenizer_copy = work_dir / kRunTokenizerFolder;
+  const fs::path tokenizer_copy = work_dir / setup::kRunTokenizerFolder;
   if (world.rank == 0) {
     fs::create_directories(tokenizer_copy);
     text::copy_tokenizer_files(config_.model.tokenizer, tokenizer_copy.string());
@@ -116,12 +117,13 @@ Trainer::Trainer(const TrainConfig& config, const RunOptions& options, const com
   comm_ = comm::make_communicator(world, comm::parse_backend(config_.runtime.backend),
                                   std::chrono::milliseconds(static_cast<int64_t>(config_.runtime.collective_timeout_s * 1000)));
   device_ = comm_->device();
-  dtype_ = model_dtype(config_, device_);
+  dtype_ = setup::model_dtype(config_, device_);
 
-  shapes_ = model_shapes(config_);
-  encoder_ = std::make_unique<BatchEncoder>(text::Tokenizer::from_file(config_.model.tokenizer), shapes_.sa2va,
-                                            model_input_options(config_, shapes_), config_.loss.inside_fov);
-  model_ = build_model(shapes_, config_, device_, dtype_);
+  text::Tokenizer tokenizer = setup::run_tokenizer(config_);
+  shapes_ = setup::model_shapes(config_, tokenizer);
+  encoder_ = std::make_unique<setup::BatchEncoder>(std::move(tokenizer), shapes_.sa2va,
+                                            setup::model_input_options(config_, shapes_), config_.loss.inside_fov);
+  model_ = setup::build_model(shapes_, config_, device_, dtype_);
   model_->train();
 
   train_loader_ = std::make_unique<data::DataLoader>(
@@ -157,7 +159,7 @@ Trainer::Trainer(const TrainConfig& config, const RunOptions& options, const com
       config_.train.max_steps > 0 ? config_.train.max_steps : config_.train.epochs * steps_per_epoch_;
   state_.schedule.warmup_steps =
       static_cast<int64_t>(std::llround(config_.train.warmup_ratio * static_cast<double>(state_.schedule.total_steps)));
-  store_ = std::make_unique<CheckpointStore>(work_dir / "checkpoints", config_.train.save_total_limit);
+  store_ = std::make_unique<checkpoint::CheckpointStore>(work_dir / "checkpoints", config_.train.save_total_limit);
   log_start();
 
   if (options_.resume.empty()) {
@@ -167,7 +169,7 @@ Trainer::Trainer(const TrainConfig& config, const RunOptions& options, const com
              "): continue it with --resume auto, or start a new run with another --work-dir");
   } else {
     if (auto resumed = store_->resume(options_.resume, *optimizer_, world)) {
-      const LrSchedule schedule = state_.schedule;
+      const optim::LrSchedule schedule = state_.schedule;
       state_ = resumed->state;
       state_.schedule = schedule;  // this run's config decides the schedule (e.g. more steps than before)
       state_.world_size = world.size;
@@ -193,10 +195,10 @@ void Trainer::log_start() const {
   VT_LOG(info) << "backend " << comm_->backend() << ", device " << device_ << ", dtype "
                << (dtype_ == at::kBFloat16 ? "bf16" : "fp32") << ", optimizer " << optimizer_->config().describe()
                << (optimizer_->host_threads() > 0 ? ", " + std::to_string(optimizer_->host_threads()) + " host threads" : "");
-  VT_LOG(info) << "parameters by module:\n" << format_parameter_counts(count_parameters(*model_));
+  VT_LOG(info) << "parameters by module:\n" << setup::format_parameter_counts(setup::count_parameters(*model_));
   if (device_.is_cuda()) {
-    const PlanInputs plan = memory_plan_inputs(config_, world_.size);
-    VT_LOG(info) << format_plan(plan_memory(plan), plan);
+    const perf::PlanInputs plan = perf::memory_plan_inputs(config_, world_.size);
+    VT_LOG(info) << perf::format_plan(perf::plan_memory(plan), plan);
   }
   const auto footprint = optimizer_->footprint();
   VT_LOG(info) << "optimizer state per rank: " << footprint.device_bytes / kGiB << " GiB on the device, "
@@ -269,12 +271,12 @@ TrainingSummary Trainer::run() {
   }
   install_stop_handlers();
 
-  const TrainSettings& t = config_.train;
+  const setup::TrainSettings& t = config_.train;
   const int64_t epoch_length = train_loader_->sampler().epoch_length();
   train_loader_->start(state_.sampler);
   IntervalTotals interval;
   compat::StreamClock clock(device_.is_cuda());
-  std::vector<StepPhases> measured;  // benchmark mode
+  std::vector<perf::StepPhases> measured;  // benchmark mode
   const int64_t benchmark_end = state_.step + options_.benchmark_warmup + options_.benchmark_steps;
   const bool profiling = benchmark() && options_.profile && world_.rank == 0;
   while (state_.step < state_.schedule.total_steps) {
@@ -290,7 +292,7 @@ TrainingSummary Trainer::run() {
     int64_t samples = 0, tokens = 0;
     // Host wall-clock phases (on a GPU, compute is the time to issue the work, unless something waits on it).
     double data_seconds = 0, compute_seconds = 0;
-    StepPhases phases;
+    perf::StepPhases phases;
     std::vector<std::array<int, 3>> marks;  // benchmark mode: start, forward done, backward done
     for (int64_t micro = 0; micro < t.accumulation; ++micro) {
       const auto wait_start = Clock::now();
@@ -304,7 +306,7 @@ TrainingSummary Trainer::run() {
       data_seconds += std::chrono::duration<double>(compute_start - wait_start).count();
       optimizer_->begin_micro_step(micro == t.accumulation - 1);
       if (benchmark()) marks.push_back({clock.mark(), 0, 0});
-      const EncodedBatch encoded = [&] {
+      const setup::EncodedBatch encoded = [&] {
         RECORD_USER_SCOPE("vesseltune::inputs");
         return encoder_->encode(*batch, device_, dtype_, true);
       }();
@@ -454,7 +456,7 @@ TrainingSummary Trainer::run() {
     }
   }
   if (benchmark()) {
-    BenchmarkSetup setup;
+    perf::BenchmarkSetup setup;
     setup.model = config_.model.config_json.empty() ? config_.model.preset : config_.model.config_json;
     setup.offload = optim::to_string(config_.zero_config().offload);
     setup.micro_batch = t.micro_batch;
@@ -466,14 +468,14 @@ TrainingSummary Trainer::run() {
     if (profiling) {
       const fs::path trace = fs::path(config_.runtime.work_dir) / "profile_rank0.json";
       const compat::ProfiledRun run = compat::stop_op_profiler(trace.string());
-      const OpProfile profile = summarize_op_profile(run.events, static_cast<int>(options_.benchmark_steps));
-      VT_LOG(info) << format_op_profile(profile)
+      const perf::OpProfile profile = perf::summarize_op_profile(run.events, static_cast<int>(options_.benchmark_steps));
+      VT_LOG(info) << perf::format_op_profile(profile)
                    << (run.trace_error.empty() ? "  trace: " + trace.string() : "  no trace: " + run.trace_error);
     }
     const double reserved_gib =
         device_.is_cuda() ? static_cast<double>(compat::cuda_peak_reserved_bytes(device_.index())) / kGiB : 0.0;
-    const BenchmarkResult result =
-        summarize_benchmark(measured, setup, shapes_, gpu_gib, reserved_gib, resident_host_gib(), world_);
+    const perf::BenchmarkResult result =
+        perf::summarize_benchmark(measured, setup, shapes_, gpu_gib, reserved_gib, resident_host_gib(), world_);
     VT_LOG(info) << result.table;
     summary.benchmark_json = result.json;
     summary.last_step = state_.step;
@@ -501,17 +503,7 @@ TrainingSummary Trainer::run() {
 
 }  // namespace
 
-data::ModelInputOptions model_input_options(const TrainConfig& c, const ModelShapes& shapes) {
-  data::ModelInputOptions inputs;
-  inputs.tile_size = static_cast<int>(shapes.sa2va.vision.image_size);
-  inputs.min_tiles = static_cast<int>(c.data.min_tiles);
-  inputs.max_tiles = static_cast<int>(c.data.max_tiles);
-  inputs.use_thumbnail = shapes.sa2va.use_thumbnail;
-  inputs.sam_size = static_cast<int>(shapes.sam2.image_size);
-  return inputs;
-}
-
-data::LoaderOptions train_loader_options(const TrainConfig& c, const ModelShapes& shapes, const comm::World& world) {
+data::LoaderOptions train_loader_options(const setup::TrainConfig& c, const setup::ModelShapes& shapes, const comm::World& world) {
   data::LoaderOptions train;
   train.batch_size = c.train.micro_batch;
   train.drop_last = true;  // equal micro-batches on every rank and step
@@ -519,11 +511,11 @@ data::LoaderOptions train_loader_options(const TrainConfig& c, const ModelShapes
   train.prefetch_batches = c.data.prefetch_batches;
   train.sampler = {c.data.repeats, c.train.seed, true, world.rank, world.size};
   train.augment = c.data.augment;
-  train.inputs = model_input_options(c, shapes);
+  train.inputs = setup::model_input_options(c, shapes);
   return train;
 }
 
-data::LoaderOptions val_loader_options(const TrainConfig& c, const ModelShapes& shapes, const comm::World& world) {
+data::LoaderOptions val_loader_options(const setup::TrainConfig& c, const setup::ModelShapes& shapes, const comm::World& world) {
   data::LoaderOptions val = train_loader_options(c, shapes, world);
   val.drop_last = false;
   val.sampler = {1, 0, false, world.rank, world.size};
@@ -533,25 +525,11 @@ data::LoaderOptions val_loader_options(const TrainConfig& c, const ModelShapes& 
   return val;
 }
 
-PlanInputs memory_plan_inputs(const TrainConfig& config, int world_size) {
-  const ModelShapes shapes = model_shapes(config);
-  PlanInputs in;
-  in.model = shapes.sa2va;
-  in.sam2 = shapes.sam2;
-  in.world_size = world_size;
-  in.micro_batch = config.train.micro_batch;
-  in.tiles_per_sample = config.data.max_tiles + (shapes.sa2va.use_thumbnail && config.data.max_tiles > 1 ? 1 : 0);
-  in.zero = config.zero_config();
-  in.bf16 = config.model.dtype != "fp32";
-  in.cuda_graphs = config.model.cuda_graphs;  // the plan is for GPUs
-  return in;
-}
-
 void seed_step(uint64_t seed, int64_t step, int rank) {
   torch::manual_seed(data::mix_seed(seed, static_cast<uint64_t>(step), static_cast<uint64_t>(rank)) >> 1);
 }
 
-TrainingSummary run_training(const TrainConfig& config, const RunOptions& options, const comm::World& world) {
+TrainingSummary run_training(const setup::TrainConfig& config, const RunOptions& options, const comm::World& world) {
   Trainer trainer(config, options, world);
   return trainer.run();
 }

@@ -21,7 +21,7 @@ double dice(const at::Tensor& probability, const at::Tensor& truth, const at::Te
 
 }  // namespace
 
-ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, const BatchEncoder& encoder,
+ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, const setup::BatchEncoder& encoder,
                           at::Device device, at::ScalarType dtype, const comm::World& world) {
   torch::NoGradGuard no_grad;
   model->eval();

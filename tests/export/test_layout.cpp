@@ -15,7 +15,7 @@
 #include "vesseltune/core/remove_tree.h"
 #include "vesseltune/export/merged_weights.h"
 #include "vesseltune/model/sam2/sam2_model.h"
-#include "vesseltune/train/model_setup.h"
+#include "vesseltune/setup/model_setup.h"
 
 namespace vesseltune::exporting {
 namespace {
@@ -34,18 +34,18 @@ std::string shape_text(at::IntArrayRef sizes) {
   return text + "]";
 }
 
-train::TrainConfig tiny_config(std::vector<std::string> overrides) {
+setup::TrainConfig tiny_config(std::vector<std::string> overrides) {
   overrides.push_back("model.tokenizer=" + std::string(VESSELTUNE_SOURCE_DIR) + "/configs/tiny/tokenizer.json");
-  return train::TrainConfig::load(std::string(VESSELTUNE_SOURCE_DIR) + "/configs/tiny_vessel.yaml", overrides);
+  return setup::TrainConfig::load(std::string(VESSELTUNE_SOURCE_DIR) + "/configs/tiny_vessel.yaml", overrides);
 }
 
 // The model as training builds it (random weights from the seed, or the base's; LoRA r 8, alpha 16), with random
 // adapters so that merging changes the weights.
-model::Sa2VAModel build(const train::TrainConfig& config, int64_t image_context_id, int64_t seg_id) {
-  train::ModelShapes shapes = train::model_shapes(config);
+model::Sa2VAModel build(const setup::TrainConfig& config, int64_t image_context_id, int64_t seg_id) {
+  setup::ModelShapes shapes = setup::model_shapes(config);
   shapes.sa2va.image_context_token_id = image_context_id;  // the tokenizer's ids; not needed for the layout
   shapes.sa2va.seg_token_id = seg_id;
-  model::Sa2VAModel net = train::build_model(shapes, config, at::kCPU, at::kFloat);
+  model::Sa2VAModel net = setup::build_model(shapes, config, at::kCPU, at::kFloat);
   torch::NoGradGuard no_grad;
   torch::manual_seed(7);
   for (auto& item : net->named_parameters()) {

@@ -26,7 +26,7 @@
 #include "vesseltune/export/trained_modules.h"
 #include "vesseltune/io/safetensors.h"
 #include "vesseltune/model/peft_adapter.h"
-#include "vesseltune/train/trained_model.h"
+#include "vesseltune/setup/trained_model.h"
 #include "vesseltune/train/trainer.h"
 
 namespace vesseltune::exporting {
@@ -58,7 +58,7 @@ class ExportRoundTrip : public ::testing::Test {
 
     base_ = (root_ / "base.safetensors").string();
     {
-      const train::TrainedModel seed_model = train::build_untrained_model(config(root_ / "seed", false), at::kCPU, at::kFloat);
+      const setup::TrainedModel seed_model = setup::build_untrained_model(config(root_ / "seed", false), at::kCPU, at::kFloat);
       std::vector<std::pair<std::string, at::Tensor>> tensors;
       auto add = [&](const std::string& name, const at::Tensor& tensor) {
         if (is_adapter_tensor(name)) return;
@@ -71,8 +71,8 @@ class ExportRoundTrip : public ::testing::Test {
     }
     checkpoint_ = train::run_training(config(root_ / "run", true), {}, world).last_checkpoint.string();
 
-    train::TrainedModel trained = train::load_trained_model(checkpoint_, {}, at::kCPU, at::kFloat);
-    train::TrainConfig two = trained.config;
+    setup::TrainedModel trained = setup::load_trained_model(checkpoint_, {}, at::kCPU, at::kFloat);
+    setup::TrainConfig two = trained.config;
     two.train.micro_batch = 2;
     data::DataLoader loader(std::make_shared<const data::PackedDataset>(two.data.path, two.data.val_split),
                             train::val_loader_options(two, trained.shapes, world));
@@ -88,7 +88,7 @@ class ExportRoundTrip : public ::testing::Test {
   static void TearDownTestSuite() { remove_tree(root_.string()); }
 
   // The tiny run: 3 steps of 2 micro-batches of one sample, on the base (or without it: the seed's weights).
-  static train::TrainConfig config(const fs::path& work_dir, bool on_base) {
+  static setup::TrainConfig config(const fs::path& work_dir, bool on_base) {
     std::vector<std::string> overrides = {
         "data.path=" + (root_ / "data").string(), "runtime.work_dir=" + work_dir.string(),
         "model.tokenizer=" + std::string(VESSELTUNE_SOURCE_DIR) + "/configs/tiny/tokenizer.json",
@@ -96,11 +96,11 @@ class ExportRoundTrip : public ::testing::Test {
         "train.save_steps=3", "train.val_interval=0", "train.log_interval=1", "train.warmup_ratio=0",
         "data.workers=1"};
     if (on_base) overrides.push_back("model.weights=" + base_);
-    return train::TrainConfig::load(std::string(VESSELTUNE_SOURCE_DIR) + "/configs/tiny_vessel.yaml", overrides);
+    return setup::TrainConfig::load(std::string(VESSELTUNE_SOURCE_DIR) + "/configs/tiny_vessel.yaml", overrides);
   }
 
   // The model's outputs on the suite's batch, encoded by the model's own encoder (its own tokenizer file).
-  static Outputs forward(const train::TrainedModel& trained) {
+  static Outputs forward(const setup::TrainedModel& trained) {
     torch::NoGradGuard no_grad;
     model::Sa2VAModel net = trained.model;  // the same module; its holder lets forward() change state
     net->eval();
@@ -166,10 +166,10 @@ TEST_F(ExportRoundTrip, MergedWeightsGiveTheCheckpointModelsOutputs) {
   EXPECT_FALSE(written.contains(std::string(kAdapted) + ".lora_A.weight"));
   EXPECT_EQ(summary.tensors, static_cast<int64_t>(written.tensors().size()));
 
-  const train::TrainedModel merged = train::load_merged_model(o.out, {}, at::kCPU, at::kFloat);
+  const setup::TrainedModel merged = setup::load_merged_model(o.out, {}, at::kCPU, at::kFloat);
   expect_reference_outputs(forward(merged), 1e-4);
   // ... and those are not the untrained model's.
-  const Outputs untrained = forward(train::build_untrained_model(config(root_ / "run", true), at::kCPU, at::kFloat));
+  const Outputs untrained = forward(setup::build_untrained_model(config(root_ / "run", true), at::kCPU, at::kFloat));
   EXPECT_FALSE(close(untrained.mask_logits, reference_.mask_logits, 1e-2));
 }
 
@@ -191,7 +191,7 @@ TEST_F(ExportRoundTrip, MergedWeightsKeepTheBaseDtypesAndWhatTheModelLacks) {
   EXPECT_EQ(config.llm.hidden_size, 256);
   EXPECT_EQ(config.vision.hidden_size, 64);
   EXPECT_EQ(config.max_dynamic_patch, 1);  // the run's data.max_tiles
-  EXPECT_NO_THROW(train::load_merged_model(o.out, {}, at::kCPU, at::kFloat));
+  EXPECT_NO_THROW(setup::load_merged_model(o.out, {}, at::kCPU, at::kFloat));
 }
 
 TEST_F(ExportRoundTrip, ARealCheckpointsConfigJsonIsCopiedVerbatimWithItsRemoteCode) {
@@ -209,7 +209,7 @@ TEST_F(ExportRoundTrip, ARealCheckpointsConfigJsonIsCopiedVerbatimWithItsRemoteC
   std::ifstream in(fs::path(o.out) / "config.json");
   EXPECT_EQ(std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>()), config_text);
   EXPECT_TRUE(std::count(summary.files.begin(), summary.files.end(), "modeling_sa2va_chat.py"));
-  EXPECT_NO_THROW(train::load_merged_model(o.out, {}, at::kCPU, at::kFloat));
+  EXPECT_NO_THROW(setup::load_merged_model(o.out, {}, at::kCPU, at::kFloat));
 }
 
 TEST_F(ExportRoundTrip, PeftAdapterAndTrainedModulesOnTheBaseGiveTheCheckpointModelsOutputs) {
@@ -232,8 +232,8 @@ TEST_F(ExportRoundTrip, PeftAdapterAndTrainedModulesOnTheBaseGiveTheCheckpointMo
         << info.name;
   }
 
-  train::TrainedModel rebuilt =
-      train::build_untrained_model(train::TrainConfig::load((fs::path(o.out) / "vesseltune_config.yaml").string()),
+  setup::TrainedModel rebuilt =
+      setup::build_untrained_model(setup::TrainConfig::load((fs::path(o.out) / "vesseltune_config.yaml").string()),
                                    at::kCPU, at::kFloat);
   size_t expected_modules = 0;
   for (const auto& item : rebuilt.model->named_parameters()) {

@@ -15,8 +15,8 @@
 #include "vesseltune/data/synth.h"
 #include "vesseltune/io/metrics_file.h"
 #include "vesseltune/text/tokenizer.h"
-#include "vesseltune/train/batch_encoder.h"
-#include "vesseltune/train/checkpoint_store.h"
+#include "vesseltune/setup/batch_encoder.h"
+#include "vesseltune/checkpoint/checkpoint_store.h"
 #include "vesseltune/train/trainer.h"
 
 namespace vesseltune::train {
@@ -52,7 +52,7 @@ class TrainerTest : public ::testing::Test {
     if (world().rank == 0) remove_tree(root_.string());
   }
 
-  static TrainConfig config(const fs::path& work_dir, int64_t steps, std::vector<std::string> extra = {}) {
+  static setup::TrainConfig config(const fs::path& work_dir, int64_t steps, std::vector<std::string> extra = {}) {
     std::vector<std::string> overrides = {"data.path=" + (root_ / "data").string(),
                                           "runtime.work_dir=" + work_dir.string(),
                                           "model.tokenizer=" + std::string(VESSELTUNE_SOURCE_DIR) +
@@ -69,9 +69,9 @@ class TrainerTest : public ::testing::Test {
                                           "loss.num_points=1024",
                                           "data.workers=1"};
     overrides.insert(overrides.end(), extra.begin(), extra.end());
-    return TrainConfig::load(std::string(VESSELTUNE_SOURCE_DIR) + "/configs/tiny_vessel.yaml", overrides);
+    return setup::TrainConfig::load(std::string(VESSELTUNE_SOURCE_DIR) + "/configs/tiny_vessel.yaml", overrides);
   }
-  static TrainingSummary run(const TrainConfig& c, const RunOptions& options, const comm::World& w = world()) {
+  static TrainingSummary run(const setup::TrainConfig& c, const RunOptions& options, const comm::World& w = world()) {
     return run_training(c, options, w);
   }
   static io::MetricsTable rows(const fs::path& work_dir) {
@@ -94,10 +94,11 @@ class TrainerTest : public ::testing::Test {
   // that rank RANK of WORLD_SIZE ranks encodes for training from FROM on.
   static std::vector<std::vector<int64_t>> drawn_prompts(int rank, int world_size, data::SamplerPosition from,
                                                          int batches) {
-    const TrainConfig c = config(root_ / "prompts", 6);
-    ModelShapes shapes = model_shapes(c);
-    const BatchEncoder encoder(text::Tokenizer::from_file(c.model.tokenizer), shapes.sa2va,
-                               model_input_options(c, shapes), false);
+    const setup::TrainConfig c = config(root_ / "prompts", 6);
+    text::Tokenizer tokenizer = setup::run_tokenizer(c);
+    const setup::ModelShapes shapes = setup::model_shapes(c, tokenizer);
+    const setup::BatchEncoder encoder(std::move(tokenizer), shapes.sa2va,
+                               setup::model_input_options(c, shapes), false);
     comm::World ranks;
     ranks.rank = rank;
     ranks.size = world_size;
@@ -124,11 +125,12 @@ constexpr const char* kLosses[] = {"loss_mask", "loss_dice", "llm_loss", "total"
 
 TEST_F(TrainerTest, LoggedLossesAreTheModelsOnTheSameBatchesAveragedOverRanks) {
   // Rebuild step 1 by hand: same weights (from the seed), this rank's first two micro-batches, the step's seed.
-  const TrainConfig c = config(root_ / "reference", 6);
-  ModelShapes shapes = model_shapes(c);
-  BatchEncoder encoder(text::Tokenizer::from_file(c.model.tokenizer), shapes.sa2va, model_input_options(c, shapes),
+  const setup::TrainConfig c = config(root_ / "reference", 6);
+  text::Tokenizer tokenizer = setup::run_tokenizer(c);
+  const setup::ModelShapes shapes = setup::model_shapes(c, tokenizer);
+  setup::BatchEncoder encoder(std::move(tokenizer), shapes.sa2va, setup::model_input_options(c, shapes),
                        false);
-  model::Sa2VAModel net = build_model(shapes, c, at::kCPU, at::kFloat);
+  model::Sa2VAModel net = setup::build_model(shapes, c, at::kCPU, at::kFloat);
   data::DataLoader loader(std::make_shared<const data::PackedDataset>(c.data.path, c.data.train_split),
                           train_loader_options(c, shapes, world()));
   loader.start({0, 0});
@@ -203,7 +205,7 @@ TEST_F(TrainerTest, ResumeOnOneRankContinuesWhereTheDataStood) {
     const TrainingSummary summary = run(config(dir, 6), {"auto", 0}, one);
     EXPECT_EQ(summary.first_step, 3);
     EXPECT_EQ(summary.last_step, 6);
-    const TrainerState state = CheckpointStore::read_state(summary.last_checkpoint);
+    const checkpoint::TrainerState state = checkpoint::CheckpointStore::read_state(summary.last_checkpoint);
     // 3 steps × 2 ranks × 2 micro-batches, then 3 steps × 1 rank × 2.
     EXPECT_EQ(state.sampler.consumed, 3 * 2 * 2 + 3 * 1 * 2);
     EXPECT_EQ(state.world_size, 1);
@@ -258,9 +260,9 @@ TEST_F(TrainerTest, NonFiniteStepsAreSkippedAndEndTheRunAfterTheLimit) {
 }
 
 TEST_F(TrainerTest, CheckpointsKeepTheNewestAndAreWorldSizeIndependent) {
-  const CheckpointStore store(root_ / "reference" / "checkpoints", 3);
+  const checkpoint::CheckpointStore store(root_ / "reference" / "checkpoints", 3);
   ASSERT_EQ(store.list().size(), 2u);
-  const TrainerState state = CheckpointStore::read_state(store.list().front());
+  const checkpoint::TrainerState state = checkpoint::CheckpointStore::read_state(store.list().front());
   EXPECT_EQ(state.step, 6);
   EXPECT_EQ(state.sampler.consumed, 6 * 2 * 2);
   EXPECT_EQ(state.world_size, world().size);

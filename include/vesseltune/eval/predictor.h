@@ -12,7 +12,7 @@
 
 #include "vesseltune/data/model_inputs.h"
 #include "vesseltune/text/chat_template.h"
-#include "vesseltune/train/trained_model.h"
+#include "vesseltune/setup/trained_model.h"
 
 namespace vesseltune::eval {
 
@@ -31,7 +31,7 @@ struct Prediction {
 
 class Predictor {
  public:
-  Predictor(const train::TrainedModel& model, PredictOptions options);
+  Predictor(const setup::TrainedModel& model, PredictOptions options);
   // RECORDS' images (their masks are not read); errors name the image's source and the lengths.
   std::vector<Prediction> predict(const std::vector<data::SampleRecord>& records);
   // The model's inputs for RECORDS: their tiles and SAM2 images on the model's device, the prompts left-padded.
@@ -40,7 +40,7 @@ class Predictor {
  private:
   bool ends_with_stop_word(const std::vector<int64_t>& tokens) const;
 
-  const train::TrainedModel& model_;
+  const setup::TrainedModel& model_;
   model::Sa2VAModel net_;  // model_.model: the same module, callable
   PredictOptions options_;
   text::ChatTemplate template_;

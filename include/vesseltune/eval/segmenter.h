@@ -16,7 +16,7 @@
 #include <vector>
 #include "vesseltune/data/shard_format.h"
 #include "vesseltune/eval/predictor.h"
-#include "vesseltune/train/trained_model.h"
+#include "vesseltune/setup/trained_model.h"
 
 namespace vesseltune::eval {
 
@@ -38,7 +38,7 @@ at::Tensor window_weights(int start, int size, int length, int overlap);
 class Segmenter {
  public:
   // Runs on MODEL's device in its dtype.
-  Segmenter(const train::TrainedModel& model, SegmenterOptions options);
+  Segmenter(const setup::TrainedModel& model, SegmenterOptions options);
   // Float [H, W] on the CPU, in [0, 1].
   at::Tensor probability(const data::SampleRecord& record);  // not const: a forward pass
   // With `generate`: images (windows in tile mode) whose answer held no [SEG], so far.
@@ -48,7 +48,7 @@ class Segmenter {
   at::Tensor whole(const data::SampleRecord& record);
   at::Tensor tiled(const data::SampleRecord& record);
 
-  const train::TrainedModel& model_;
+  const setup::TrainedModel& model_;
   model::Sa2VAModel net_;  // model_.model: the same module, callable
   SegmenterOptions options_;
   data::ModelInputOptions inputs_;

@@ -20,14 +20,11 @@
 
 #include "vesseltune/comm/world.h"
 #include "vesseltune/data/loader.h"
-#include "vesseltune/train/memory_plan.h"
-#include "vesseltune/train/model_setup.h"
-#include "vesseltune/train/train_config.h"
+#include "vesseltune/perf/memory_plan.h"
+#include "vesseltune/setup/model_setup.h"
+#include "vesseltune/setup/train_config.h"
 
 namespace vesseltune::train {
-
-// The folder of WORK_DIR where a run keeps its copy of the tokenizer's files (its checkpoints name it).
-inline constexpr const char* kRunTokenizerFolder = "tokenizer";
 
 struct RunOptions {
   std::string resume;       // "" (start fresh), "auto" (newest checkpoint in the work dir, if any) or a checkpoint file
@@ -52,19 +49,13 @@ struct TrainingSummary {
   double final_dice = -1;        // at the end
   std::filesystem::path last_checkpoint;
   std::filesystem::path metrics_file;
-  std::string benchmark_json;    // benchmark mode: the summary as one JSON line
+  std::string benchmark_json;   // benchmark mode: the summary as one JSON line
 };
 
-// What the trainer feeds the model: the image branches' sizes and tiling for SHAPES, this rank's part of the train
-// split (shuffled, repeated, augmented, equal on every rank) and of the val split (every image once, as packed,
-// with full-resolution masks).
-data::ModelInputOptions model_input_options(const TrainConfig& config, const ModelShapes& shapes);
-data::LoaderOptions train_loader_options(const TrainConfig& config, const ModelShapes& shapes, const comm::World& world);
-data::LoaderOptions val_loader_options(const TrainConfig& config, const ModelShapes& shapes, const comm::World& world);
-
-// What the memory plan needs from a config (GPU dtype; the largest tiling the config allows, since the budget
-// must hold for it).
-PlanInputs memory_plan_inputs(const TrainConfig& config, int world_size);
+// What the trainer feeds the model: this rank's part of the train split (shuffled, repeated, augmented, equal on
+// every rank) and of the val split (every image once, as packed, with full-resolution masks).
+data::LoaderOptions train_loader_options(const setup::TrainConfig& config, const setup::ModelShapes& shapes, const comm::World& world);
+data::LoaderOptions val_loader_options(const setup::TrainConfig& config, const setup::ModelShapes& shapes, const comm::World& world);
 
 // Every generator (CPU and CUDA) from (seed, step, rank), before each step and validation: dropout and the loss's
 // point sampling of step S are the same whether or not the run was interrupted before S.
@@ -72,6 +63,6 @@ void seed_step(uint64_t seed, int64_t step, int rank);
 
 // Collective over WORLD. Throws vesseltune::Error with context on bad input; the caller (comm::run_ranks) turns
 // that into a clean end of every rank.
-TrainingSummary run_training(const TrainConfig& config, const RunOptions& options, const comm::World& world);
+TrainingSummary run_training(const setup::TrainConfig& config, const RunOptions& options, const comm::World& world);
 
 }  // namespace vesseltune::train

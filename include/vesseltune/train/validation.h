@@ -13,7 +13,7 @@
 #include "vesseltune/comm/world.h"
 #include "vesseltune/data/loader.h"
 #include "vesseltune/model/sa2va_model.h"
-#include "vesseltune/train/batch_encoder.h"
+#include "vesseltune/setup/batch_encoder.h"
 
 namespace vesseltune::train {
 
@@ -27,7 +27,7 @@ struct ValidationResult {
 
 // Collective over WORLD. LOADER must give full-resolution masks (ModelInputOptions::full_resolution) and keep
 // every sample (SamplerOptions::drop_remainder false); its epoch 0 is read from the start.
-ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, const BatchEncoder& encoder,
+ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, const setup::BatchEncoder& encoder,
                           at::Device device, at::ScalarType dtype, const comm::World& world);
 
 }  // namespace vesseltune::train

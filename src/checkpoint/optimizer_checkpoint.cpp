@@ -1,0 +1,174 @@
+#include "vesseltune/checkpoint/optimizer_checkpoint.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <set>
+
+#include "vesseltune/core/check.h"
+#include "vesseltune/io/hdf5.h"
+
+namespace vesseltune::checkpoint {
+namespace {
+
+using io::hdf5::Handle;
+
+constexpr const char* kFields[] = {"master", "exp_avg", "exp_avg_sq"};
+constexpr hsize_t kChunk = 1 << 20;  // elements per chunk: the unit of Fletcher-32 checking
+
+std::string describe_tensors(const optim::FlatLayout& layout) {
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const auto& slot : layout.slots()) {
+    tensors.push_back({{"name", slot.name}, {"shape", slot.shape}, {"offset", slot.canonical_offset}});
+  }
+  return tensors.dump();
+}
+
+Handle open_file(const std::string& path, unsigned flags) {
+  io::hdf5::silence_errors();
+  Handle file(H5Fopen(path.c_str(), flags, H5P_DEFAULT), H5Fclose);
+  VT_CHECK(file.valid(), "cannot open checkpoint '", path, "'");
+  return file;
+}
+
+// Copies between a span (any device) and the dataset's elements [offset, offset + numel).
+void transfer(hid_t dataset, int64_t offset, at::Tensor values, bool write, const std::string& where) {
+  Handle file_space(H5Dget_space(dataset), H5Sclose);
+  const hsize_t start = static_cast<hsize_t>(offset), count = static_cast<hsize_t>(values.numel());
+  VT_CHECK(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr) >= 0, where,
+           ": bad selection");
+  Handle memory_space(H5Screate_simple(1, &count, nullptr), H5Sclose);
+  at::Tensor host = values.device().is_cpu() && values.is_contiguous() ? values : values.to(at::kCPU).contiguous();
+  if (write) {
+    VT_CHECK(H5Dwrite(dataset, H5T_NATIVE_FLOAT, memory_space.get(), file_space.get(), H5P_DEFAULT, host.data_ptr()) >= 0,
+             where, ": write failed (disk full?)");
+  } else {
+    VT_CHECK(H5Dread(dataset, H5T_NATIVE_FLOAT, memory_space.get(), file_space.get(), H5P_DEFAULT, host.data_ptr()) >= 0,
+             where, ": read failed (corrupt or truncated: checksum mismatch)");
+    if (host.data_ptr() != values.data_ptr()) values.copy_(host);
+  }
+}
+
+// This rank's spans and the step count, after checking the file's tensors against the optimizer's.
+void read_spans(const std::string& path, optim::ZeroOptimizer& optimizer) {
+  Handle file = open_file(path, H5F_ACC_RDONLY);
+  Handle group(H5Gopen2(file.get(), "optimizer", H5P_DEFAULT), H5Gclose);
+  VT_CHECK(group.valid(), path, ": no 'optimizer' group");
+  std::string stored;
+  VT_CHECK(io::hdf5::read_string_attribute(group.get(), "tensors", stored), path, ": optimizer has no 'tensors' attribute");
+  const auto saved = nlohmann::json::parse(stored);
+  const auto& slots = optimizer.layout().slots();
+  for (size_t i = 0; i < std::max(saved.size(), slots.size()); ++i) {
+    VT_CHECK(i < saved.size(), path, ": trainable tensor '", slots[i].name, "' is not in the checkpoint");
+    VT_CHECK(i < slots.size(), path, ": the checkpoint has trainable tensor '", saved[i]["name"].get<std::string>(),
+             "' that this model does not train");
+    VT_CHECK(saved[i]["name"] == slots[i].name && saved[i]["shape"].get<std::vector<int64_t>>() == slots[i].shape, path,
+             ": trainable tensor ", i, " is '", saved[i]["name"].get<std::string>(), "' ", saved[i]["shape"].dump(),
+             " in the checkpoint but '", slots[i].name, "' here (another model or LoRA setting?)");
+  }
+  std::vector<int64_t> step;
+  VT_CHECK(io::hdf5::read_int_attribute(group.get(), "step", step) && step.size() == 1, path, ": optimizer has no 'step'");
+  for (int f = 0; f < 3; ++f) {
+    Handle dataset(H5Dopen2(group.get(), kFields[f], H5P_DEFAULT), H5Dclose);
+    VT_CHECK(dataset.valid(), path, ": no optimizer/", kFields[f]);
+    for (auto& span : optimizer.state_spans()) {
+      at::Tensor& values = f == 0 ? span.master : f == 1 ? span.exp_avg : span.exp_avg_sq;
+      transfer(dataset.get(), span.canonical_offset, values, false, path + ": optimizer/" + kFields[f]);
+    }
+  }
+  optimizer.set_step_count(step[0]);
+}
+
+}  // namespace
+
+void write_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer, const comm::World& world) {
+  const int64_t numel = optimizer.layout().canonical_numel();
+  if (world.rank == 0) {
+    Handle file = open_file(path, H5F_ACC_RDWR);
+    Handle group(H5Gcreate2(file.get(), "optimizer", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    VT_CHECK(group.valid(), path, ": cannot create group 'optimizer' (already there?)");
+    io::hdf5::write_string_attribute(group.get(), "tensors", describe_tensors(optimizer.layout()));
+    io::hdf5::write_int_attribute(group.get(), "step", {optimizer.step_count()});
+    io::hdf5::write_int_attribute(group.get(), "skipped_steps", {optimizer.skipped_steps()});
+    const hsize_t size = static_cast<hsize_t>(numel), chunk = std::min<hsize_t>(kChunk, size);
+    Handle space(H5Screate_simple(1, &size, nullptr), H5Sclose);
+    Handle properties(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+    H5Pset_chunk(properties.get(), 1, &chunk);
+    H5Pset_fletcher32(properties.get());
+    for (const char* field : kFields) {
+      Handle dataset(H5Dcreate2(group.get(), field, H5T_IEEE_F32LE, space.get(), H5P_DEFAULT, properties.get(), H5P_DEFAULT),
+                     H5Dclose);
+      VT_CHECK(dataset.valid(), path, ": cannot create optimizer/", field);
+    }
+    VT_CHECK(file.close(), path, ": closing after creating the optimizer datasets failed");
+  }
+  MPI_Barrier(world.comm);
+  // Serial HDF5: one writer at a time. With stage 0 every rank holds everything; rank 0 writes it.
+  for (int writer = 0; writer < world.size; ++writer) {
+    if (writer == world.rank && (writer == 0 || !optimizer.state_replicated())) {
+      Handle file = open_file(path, H5F_ACC_RDWR);
+      for (int f = 0; f < 3; ++f) {
+        Handle dataset(H5Dopen2(file.get(), (std::string("optimizer/") + kFields[f]).c_str(), H5P_DEFAULT), H5Dclose);
+        for (const auto& span : optimizer.state_spans()) {
+          const at::Tensor& values = f == 0 ? span.master : f == 1 ? span.exp_avg : span.exp_avg_sq;
+          transfer(dataset.get(), span.canonical_offset, values, true, path + ": optimizer/" + kFields[f]);
+        }
+      }
+      VT_CHECK(file.close(), path, ": closing after writing ", world.describe(world.rank), "'s state failed");
+    }
+    MPI_Barrier(world.comm);
+  }
+}
+
+void read_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer, const comm::World& world) {
+  // Reading may fail on some ranks only (a damaged chunk holds only some ranks' spans): agree first, so that no
+  // rank enters the collective publish below while another has given up.
+  std::string failure;
+  try {
+    read_spans(path, optimizer);
+  } catch (const std::exception& error) {
+    failure = error.what();
+  }
+  const int failed_rank = world.first_failed_rank(!failure.empty());
+  if (failed_rank >= 0) {
+    VT_CHECK(failure.empty(), failure);
+    VT_FAIL("checkpoint '", path, "' could not be read on ", world.describe(failed_rank));
+  }
+  optimizer.publish_master_weights();
+  MPI_Barrier(world.comm);
+}
+
+std::vector<std::string> load_trained_weights(const std::string& path, torch::nn::Module& module) {
+  Handle file = open_file(path, H5F_ACC_RDONLY);
+  Handle group(H5Gopen2(file.get(), "optimizer", H5P_DEFAULT), H5Gclose);
+  VT_CHECK(group.valid(), path, ": no 'optimizer' group (not a vesseltune training checkpoint)");
+  std::string stored;
+  VT_CHECK(io::hdf5::read_string_attribute(group.get(), "tensors", stored), path, ": optimizer has no 'tensors' attribute");
+  Handle master(H5Dopen2(group.get(), "master", H5P_DEFAULT), H5Dclose);
+  VT_CHECK(master.valid(), path, ": no optimizer/master");
+  auto parameters = module.named_parameters(true);
+  std::vector<std::string> loaded;
+  torch::NoGradGuard no_grad;
+  for (const auto& tensor : nlohmann::json::parse(stored)) {
+    const std::string name = tensor.at("name");
+    const auto shape = tensor.at("shape").get<std::vector<int64_t>>();
+    at::Tensor* parameter = parameters.find(name);
+    VT_CHECK(parameter != nullptr, path, ": trained tensor '", name,
+             "' is not a parameter of this model (a checkpoint of another model preset or LoRA setting?)");
+    VT_CHECK(parameter->sizes().vec() == shape, path, ": trained tensor '", name, "' is ", at::IntArrayRef(shape),
+             " in the checkpoint but ", parameter->sizes(), " in this model (another model preset or LoRA setting?)");
+    at::Tensor values = at::empty(shape, at::kFloat);
+    transfer(master.get(), tensor.at("offset").get<int64_t>(), values.view({-1}), false, path + ": optimizer/master");
+    parameter->copy_(values);
+    loaded.push_back(name);
+  }
+  // The other direction too: a trainable parameter the checkpoint lacks would keep its base (or random) weights.
+  const std::set<std::string> stored_names(loaded.begin(), loaded.end());
+  for (const auto& item : parameters) {
+    VT_CHECK(!item.value().requires_grad() || stored_names.count(item.key()), path, ": trainable parameter '",
+             item.key(), "' of this model is not in the checkpoint (another model preset, LoRA or trainable setting?)");
+  }
+  return loaded;
+}
+
+}  // namespace vesseltune::checkpoint

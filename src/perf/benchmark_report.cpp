@@ -1,0 +1,169 @@
+#include "vesseltune/perf/benchmark_report.h"
+
+#include <mpi.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <iomanip>
+#include <sstream>
+
+#include "vesseltune/core/check.h"
+#include "vesseltune/perf/model_flops.h"
+
+namespace vesseltune::perf {
+namespace {
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 ? values[n / 2] : 0.5 * (values[n / 2 - 1] + values[n / 2]);
+}
+
+// The phases in report order: name, accessor.
+struct Phase {
+  const char* name;
+  double (*get)(const StepPhases&);
+};
+const Phase kPhases[] = {
+    {"data wait", [](const StepPhases& s) { return s.data_ms; }},
+    {"forward", [](const StepPhases& s) { return s.forward_ms; }},
+    {"backward (overlaps reduce-scatter, copy out)", [](const StepPhases& s) { return s.backward_ms; }},
+    {"reduce-scatter + copy out wait", [](const StepPhases& s) { return s.reduce_wait_ms; }},
+    {"optimizer (norm + AdamW)", [](const StepPhases& s) { return s.optimizer_ms; }},
+    {"copy in + all-gather wait", [](const StepPhases& s) { return s.gather_wait_ms; }},
+    {"other", [](const StepPhases& s) {
+       return s.step_ms - s.data_ms - s.forward_ms - s.backward_ms - s.reduce_wait_ms - s.optimizer_ms - s.gather_wait_ms;
+     }},
+    {"step", [](const StepPhases& s) { return s.step_ms; }},
+    {"transfer: reduce-scatter", [](const StepPhases& s) { return s.transfers.reduce_ms; }},
+    {"transfer: copy out", [](const StepPhases& s) { return s.transfers.copy_out_ms; }},
+    {"transfer: copy in", [](const StepPhases& s) { return s.transfers.copy_in_ms; }},
+    {"transfer: all-gather", [](const StepPhases& s) { return s.transfers.gather_ms; }},
+};
+constexpr int kPhaseCount = sizeof(kPhases) / sizeof(kPhases[0]);
+constexpr int kStep = 7;  // index of "step"
+
+std::vector<double> gather_to_all(double value, const comm::World& world) {
+  std::vector<double> values(world.size);
+  MPI_Allgather(&value, 1, MPI_DOUBLE, values.data(), 1, MPI_DOUBLE, world.comm);
+  return values;
+}
+
+std::string list(const std::vector<double>& values) {
+  std::ostringstream out;
+  out << std::fixed << std::setprecision(2);
+  for (size_t i = 0; i < values.size(); ++i) out << (i ? " " : "") << values[i];
+  return out.str();
+}
+
+}  // namespace
+
+BenchmarkResult summarize_benchmark(const std::vector<StepPhases>& steps, const BenchmarkSetup& setup,
+                                    const setup::ModelShapes& shapes, double gpu_peak_gib, double gpu_reserved_gib,
+                                    double host_gib,
+                                    const comm::World& world) {
+  VT_CHECK(!steps.empty(), "benchmark: no measured steps");
+  // Slowest rank's median per phase.
+  double phase_ms[kPhaseCount];
+  for (int p = 0; p < kPhaseCount; ++p) {
+    std::vector<double> values;
+    for (const StepPhases& s : steps) values.push_back(kPhases[p].get(s));
+    phase_ms[p] = median(values);
+  }
+  MPI_Allreduce(MPI_IN_PLACE, phase_ms, kPhaseCount, MPI_DOUBLE, MPI_MAX, world.comm);
+
+  // Work per step over all ranks, from this rank's counts (every rank sees equal micro-batches).
+  double counts[4] = {0, 0, 0, 0};
+  for (const StepPhases& s : steps) {
+    counts[0] += static_cast<double>(s.samples);
+    counts[1] += static_cast<double>(s.tiles);
+    counts[2] += static_cast<double>(s.tokens);
+    counts[3] += static_cast<double>(s.labelled_tokens);
+  }
+  MPI_Allreduce(MPI_IN_PLACE, counts, 4, MPI_DOUBLE, MPI_SUM, world.comm);
+  const double n_steps = static_cast<double>(steps.size());
+  const double samples_per_step = counts[0] / n_steps;
+  const double step_s = phase_ms[kStep] / 1000.0;
+  const double samples_per_s = samples_per_step / step_s;
+  const double tokens_per_s = counts[2] / n_steps / step_s;
+
+  // Every sample has the same shape in a benchmark (one image size): FLOPs of the average sample.
+  const SampleFlops flops = training_flops_per_sample(
+      shapes, static_cast<int64_t>(std::llround(counts[1] / counts[0])), static_cast<int64_t>(std::llround(counts[2] / counts[0])),
+      static_cast<int64_t>(std::llround(counts[3] / counts[0])));
+  const double tflops_per_gpu = flops.total() * samples_per_s / world.size / 1e12;
+  const double mfu = setup.peak_tflops > 0 ? tflops_per_gpu / setup.peak_tflops : 0.0;
+  // The exposed optimizer phase of one step is that of the rank on its critical path: every rank waits for the
+  // others at the reduce-scatter and at the norm's all-reduce, so a rank that finished its backward early spends
+  // the difference waiting there. Per step, the rank that waited least (the minimum over ranks of reduce wait +
+  // optimizer + gather wait) is the critical one; the maximum minus it is time spent waiting for slower ranks.
+  // (Summing the per-phase maxima above would add up waits of different ranks.)
+  const int n = static_cast<int>(steps.size());
+  std::vector<double> exposed(steps.size()), all(steps.size() * static_cast<size_t>(world.size));
+  for (int i = 0; i < n; ++i) exposed[i] = steps[i].reduce_wait_ms + steps[i].optimizer_ms + steps[i].gather_wait_ms;
+  MPI_Allgather(exposed.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, world.comm);
+  std::vector<double> critical(steps.size()), skew(steps.size());
+  for (int i = 0; i < n; ++i) {
+    double lo = all[static_cast<size_t>(i)], hi = lo;
+    for (int r = 1; r < world.size; ++r) {
+      lo = std::min(lo, all[static_cast<size_t>(r) * n + i]);
+      hi = std::max(hi, all[static_cast<size_t>(r) * n + i]);
+    }
+    critical[i] = lo;
+    skew[i] = hi - lo;
+  }
+  const double optimizer_exposed_ms = median(critical), rank_wait_ms = median(skew);
+
+  const std::vector<double> gpu = gather_to_all(gpu_peak_gib, world), host = gather_to_all(host_gib, world);
+  const std::vector<double> reserved = gather_to_all(gpu_reserved_gib, world);
+
+  std::ostringstream t;
+  t << std::fixed << std::setprecision(1);
+  t << "benchmark: " << setup.model << ", " << world.size << " rank(s) x micro-batch " << setup.micro_batch
+    << " x accumulation " << setup.accumulation << ", offload " << setup.offload << "; " << steps.size()
+    << " measured steps after " << setup.warmup_steps << " warm-up; medians, slowest rank\n";
+  t << "  " << std::left << std::setw(46) << "phase" << std::right << std::setw(10) << "ms/step" << std::setw(8)
+    << "share\n";
+  for (int p = 0; p < kPhaseCount; ++p) {
+    t << "  " << std::left << std::setw(46) << kPhases[p].name << std::right << std::setw(10) << phase_ms[p];
+    if (p < kStep) t << std::setw(7) << 100.0 * phase_ms[p] / phase_ms[kStep] << "%";
+    t << "\n";
+  }
+  t << "  exposed optimizer phase (critical-path rank): " << optimizer_exposed_ms << " ms = "
+    << 100.0 * optimizer_exposed_ms / phase_ms[kStep] << "% of the step; waiting for slower ranks: up to "
+    << rank_wait_ms << " ms more\n";
+  t << std::setprecision(2) << "  samples/s: " << samples_per_s << " (" << samples_per_s / world.size
+    << " per rank), tokens/s: " << tokens_per_s << ", tokens/sample: " << counts[2] / counts[0]
+    << ", tiles/sample: " << counts[1] / counts[0] << "\n";
+  t << std::setprecision(3) << "  model TFLOP per sample: " << flops.total() / 1e12 << " (vision " << flops.vision / 1e12
+    << ", mlp1 " << flops.projector / 1e12 << ", LLM " << flops.llm / 1e12 << ", SAM2 encoder "
+    << flops.sam2_encoder / 1e12 << ", SAM2 decoder " << flops.sam2_decoder / 1e12 << ")\n";
+  t << std::setprecision(1) << "  model TFLOP/s per rank: " << tflops_per_gpu;
+  if (setup.peak_tflops > 0) t << ", MFU " << 100.0 * mfu << "% of " << setup.peak_tflops << " TFLOP/s";
+  t << "\n  GPU peak GiB per rank: " << list(gpu) << " allocated, " << list(reserved)
+    << " reserved (with CUDA graph pools and cached blocks); host GiB per rank: " << list(host);
+
+  nlohmann::json j = {{"model", setup.model},
+                      {"ranks", world.size},
+                      {"micro_batch", setup.micro_batch},
+                      {"accumulation", setup.accumulation},
+                      {"offload", setup.offload},
+                      {"steps", steps.size()},
+                      {"samples_per_s", samples_per_s},
+                      {"samples_per_s_per_rank", samples_per_s / world.size},
+                      {"tokens_per_s", tokens_per_s},
+                      {"tokens_per_sample", counts[2] / counts[0]},
+                      {"optimizer_exposed_ms", optimizer_exposed_ms},
+                      {"optimizer_exposed_share", optimizer_exposed_ms / phase_ms[kStep]},
+                      {"rank_wait_ms", rank_wait_ms},
+                      {"model_tflop_per_sample", flops.total() / 1e12},
+                      {"tflops_per_rank", tflops_per_gpu},
+                      {"mfu", mfu},
+                      {"gpu_peak_gib", gpu},
+                      {"gpu_reserved_gib", reserved},
+                      {"host_gib", host}};
+  for (int p = 0; p < kPhaseCount; ++p) j["ms"][kPhases[p].name] = phase_ms[p];
+  return {t.str(), j.dump()};
+}
+
+}  // namespace vesseltune::perf
