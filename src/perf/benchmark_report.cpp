@@ -56,48 +56,46 @@ std::string list(const std::vector<double>& values) {
   return out.str();
 }
 
-}  // namespace
+// Everything the summary reports, the same on every rank.
+struct Figures {
+  double phase_ms[kPhaseCount];   // the slowest rank's median per phase
+  double counts[4];               // samples, tiles, tokens, labelled tokens over all ranks and measured steps
+  size_t steps = 0;
+  double samples_per_s = 0, tokens_per_s = 0, tflops_per_gpu = 0, mfu = 0;
+  double optimizer_exposed_ms = 0, rank_wait_ms = 0;
+  SampleFlops flops;
+  std::vector<double> gpu, reserved, host;  // GiB per rank
 
-BenchmarkResult summarize_benchmark(const std::vector<StepPhases>& steps, const BenchmarkSetup& setup,
-                                    const setup::ModelShapes& shapes, double gpu_peak_gib, double gpu_reserved_gib,
-                                    double host_gib,
-                                    const comm::World& world) {
-  VT_CHECK(!steps.empty(), "benchmark: no measured steps");
-  // Slowest rank's median per phase.
-  double phase_ms[kPhaseCount];
+  double per_sample(int count) const { return counts[count] / counts[0]; }
+};
+
+void slowest_rank_medians(const std::vector<StepPhases>& steps, const comm::World& world, Figures& f) {
   for (int p = 0; p < kPhaseCount; ++p) {
     std::vector<double> values;
     for (const StepPhases& s : steps) values.push_back(kPhases[p].get(s));
-    phase_ms[p] = median(values);
+    f.phase_ms[p] = median(values);
   }
-  MPI_Allreduce(MPI_IN_PLACE, phase_ms, kPhaseCount, MPI_DOUBLE, MPI_MAX, world.comm);
+  MPI_Allreduce(MPI_IN_PLACE, f.phase_ms, kPhaseCount, MPI_DOUBLE, MPI_MAX, world.comm);
+}
 
-  // Work per step over all ranks, from this rank's counts (every rank sees equal micro-batches).
-  double counts[4] = {0, 0, 0, 0};
+// Work per step over all ranks, from this rank's counts (every rank sees equal micro-batches).
+void work_done(const std::vector<StepPhases>& steps, const comm::World& world, Figures& f) {
+  for (double& count : f.counts) count = 0;
   for (const StepPhases& s : steps) {
-    counts[0] += static_cast<double>(s.samples);
-    counts[1] += static_cast<double>(s.tiles);
-    counts[2] += static_cast<double>(s.tokens);
-    counts[3] += static_cast<double>(s.labelled_tokens);
+    f.counts[0] += static_cast<double>(s.samples);
+    f.counts[1] += static_cast<double>(s.tiles);
+    f.counts[2] += static_cast<double>(s.tokens);
+    f.counts[3] += static_cast<double>(s.labelled_tokens);
   }
-  MPI_Allreduce(MPI_IN_PLACE, counts, 4, MPI_DOUBLE, MPI_SUM, world.comm);
-  const double n_steps = static_cast<double>(steps.size());
-  const double samples_per_step = counts[0] / n_steps;
-  const double step_s = phase_ms[kStep] / 1000.0;
-  const double samples_per_s = samples_per_step / step_s;
-  const double tokens_per_s = counts[2] / n_steps / step_s;
+  MPI_Allreduce(MPI_IN_PLACE, f.counts, 4, MPI_DOUBLE, MPI_SUM, world.comm);
+}
 
-  // Every sample has the same shape in a benchmark (one image size): FLOPs of the average sample.
-  const SampleFlops flops = training_flops_per_sample(
-      shapes, static_cast<int64_t>(std::llround(counts[1] / counts[0])), static_cast<int64_t>(std::llround(counts[2] / counts[0])),
-      static_cast<int64_t>(std::llround(counts[3] / counts[0])));
-  const double tflops_per_gpu = flops.total() * samples_per_s / world.size / 1e12;
-  const double mfu = setup.peak_tflops > 0 ? tflops_per_gpu / setup.peak_tflops : 0.0;
-  // The exposed optimizer phase of one step is that of the rank on its critical path: every rank waits for the
-  // others at the reduce-scatter and at the norm's all-reduce, so a rank that finished its backward early spends
-  // the difference waiting there. Per step, the rank that waited least (the minimum over ranks of reduce wait +
-  // optimizer + gather wait) is the critical one; the maximum minus it is time spent waiting for slower ranks.
-  // (Summing the per-phase maxima above would add up waits of different ranks.)
+// The exposed optimizer phase of one step is that of the rank on its critical path: every rank waits for the
+// others at the reduce-scatter and at the norm's all-reduce, so a rank that finished its backward early spends
+// the difference waiting there. Per step, the rank that waited least (the minimum over ranks of reduce wait +
+// optimizer + gather wait) is the critical one; the maximum minus it is time spent waiting for slower ranks.
+// (Summing the per-phase maxima would add up waits of different ranks.)
+void critical_path(const std::vector<StepPhases>& steps, const comm::World& world, Figures& f) {
   const int n = static_cast<int>(steps.size());
   std::vector<double> exposed(steps.size()), all(steps.size() * static_cast<size_t>(world.size));
   for (int i = 0; i < n; ++i) exposed[i] = steps[i].reduce_wait_ms + steps[i].optimizer_ms + steps[i].gather_wait_ms;
@@ -112,58 +110,92 @@ BenchmarkResult summarize_benchmark(const std::vector<StepPhases>& steps, const 
     critical[i] = lo;
     skew[i] = hi - lo;
   }
-  const double optimizer_exposed_ms = median(critical), rank_wait_ms = median(skew);
+  f.optimizer_exposed_ms = median(critical);
+  f.rank_wait_ms = median(skew);
+}
 
-  const std::vector<double> gpu = gather_to_all(gpu_peak_gib, world), host = gather_to_all(host_gib, world);
-  const std::vector<double> reserved = gather_to_all(gpu_reserved_gib, world);
+// Throughput, and FLOPs of the average sample (every sample has the same shape in a benchmark: one image size).
+void throughput(const BenchmarkSetup& setup, const setup::ModelShapes& shapes, const comm::World& world, Figures& f) {
+  const double step_s = f.phase_ms[kStep] / 1000.0;
+  f.samples_per_s = f.counts[0] / static_cast<double>(f.steps) / step_s;
+  f.tokens_per_s = f.counts[2] / static_cast<double>(f.steps) / step_s;
+  f.flops = training_flops_per_sample(shapes, static_cast<int64_t>(std::llround(f.per_sample(1))),
+                                      static_cast<int64_t>(std::llround(f.per_sample(2))),
+                                      static_cast<int64_t>(std::llround(f.per_sample(3))));
+  f.tflops_per_gpu = f.flops.total() * f.samples_per_s / world.size / 1e12;
+  f.mfu = setup.peak_tflops > 0 ? f.tflops_per_gpu / setup.peak_tflops : 0.0;
+}
 
+std::string table(const Figures& f, const BenchmarkSetup& setup, const comm::World& world) {
   std::ostringstream t;
   t << std::fixed << std::setprecision(1);
   t << "benchmark: " << setup.model << ", " << world.size << " rank(s) x micro-batch " << setup.micro_batch
-    << " x accumulation " << setup.accumulation << ", offload " << setup.offload << "; " << steps.size()
+    << " x accumulation " << setup.accumulation << ", offload " << setup.offload << "; " << f.steps
     << " measured steps after " << setup.warmup_steps << " warm-up; medians, slowest rank\n";
   t << "  " << std::left << std::setw(46) << "phase" << std::right << std::setw(10) << "ms/step" << std::setw(8)
     << "share\n";
   for (int p = 0; p < kPhaseCount; ++p) {
-    t << "  " << std::left << std::setw(46) << kPhases[p].name << std::right << std::setw(10) << phase_ms[p];
-    if (p < kStep) t << std::setw(7) << 100.0 * phase_ms[p] / phase_ms[kStep] << "%";
+    t << "  " << std::left << std::setw(46) << kPhases[p].name << std::right << std::setw(10) << f.phase_ms[p];
+    if (p < kStep) t << std::setw(7) << 100.0 * f.phase_ms[p] / f.phase_ms[kStep] << "%";
     t << "\n";
   }
-  t << "  exposed optimizer phase (critical-path rank): " << optimizer_exposed_ms << " ms = "
-    << 100.0 * optimizer_exposed_ms / phase_ms[kStep] << "% of the step; waiting for slower ranks: up to "
-    << rank_wait_ms << " ms more\n";
-  t << std::setprecision(2) << "  samples/s: " << samples_per_s << " (" << samples_per_s / world.size
-    << " per rank), tokens/s: " << tokens_per_s << ", tokens/sample: " << counts[2] / counts[0]
-    << ", tiles/sample: " << counts[1] / counts[0] << "\n";
+  t << "  exposed optimizer phase (critical-path rank): " << f.optimizer_exposed_ms << " ms = "
+    << 100.0 * f.optimizer_exposed_ms / f.phase_ms[kStep] << "% of the step; waiting for slower ranks: up to "
+    << f.rank_wait_ms << " ms more\n";
+  t << std::setprecision(2) << "  samples/s: " << f.samples_per_s << " (" << f.samples_per_s / world.size
+    << " per rank), tokens/s: " << f.tokens_per_s << ", tokens/sample: " << f.per_sample(2)
+    << ", tiles/sample: " << f.per_sample(1) << "\n";
+  const SampleFlops& flops = f.flops;
   t << std::setprecision(3) << "  model TFLOP per sample: " << flops.total() / 1e12 << " (vision " << flops.vision / 1e12
     << ", mlp1 " << flops.projector / 1e12 << ", LLM " << flops.llm / 1e12 << ", SAM2 encoder "
     << flops.sam2_encoder / 1e12 << ", SAM2 decoder " << flops.sam2_decoder / 1e12 << ")\n";
-  t << std::setprecision(1) << "  model TFLOP/s per rank: " << tflops_per_gpu;
-  if (setup.peak_tflops > 0) t << ", MFU " << 100.0 * mfu << "% of " << setup.peak_tflops << " TFLOP/s";
-  t << "\n  GPU peak GiB per rank: " << list(gpu) << " allocated, " << list(reserved)
-    << " reserved (with CUDA graph pools and cached blocks); host GiB per rank: " << list(host);
+  t << std::setprecision(1) << "  model TFLOP/s per rank: " << f.tflops_per_gpu;
+  if (setup.peak_tflops > 0) t << ", MFU " << 100.0 * f.mfu << "% of " << setup.peak_tflops << " TFLOP/s";
+  t << "\n  GPU peak GiB per rank: " << list(f.gpu) << " allocated, " << list(f.reserved)
+    << " reserved (with CUDA graph pools and cached blocks); host GiB per rank: " << list(f.host);
+  return t.str();
+}
 
+std::string json_line(const Figures& f, const BenchmarkSetup& setup, const comm::World& world) {
   nlohmann::json j = {{"model", setup.model},
                       {"ranks", world.size},
                       {"micro_batch", setup.micro_batch},
                       {"accumulation", setup.accumulation},
                       {"offload", setup.offload},
-                      {"steps", steps.size()},
-                      {"samples_per_s", samples_per_s},
-                      {"samples_per_s_per_rank", samples_per_s / world.size},
-                      {"tokens_per_s", tokens_per_s},
-                      {"tokens_per_sample", counts[2] / counts[0]},
-                      {"optimizer_exposed_ms", optimizer_exposed_ms},
-                      {"optimizer_exposed_share", optimizer_exposed_ms / phase_ms[kStep]},
-                      {"rank_wait_ms", rank_wait_ms},
-                      {"model_tflop_per_sample", flops.total() / 1e12},
-                      {"tflops_per_rank", tflops_per_gpu},
-                      {"mfu", mfu},
-                      {"gpu_peak_gib", gpu},
-                      {"gpu_reserved_gib", reserved},
-                      {"host_gib", host}};
-  for (int p = 0; p < kPhaseCount; ++p) j["ms"][kPhases[p].name] = phase_ms[p];
-  return {t.str(), j.dump()};
+                      {"steps", f.steps},
+                      {"samples_per_s", f.samples_per_s},
+                      {"samples_per_s_per_rank", f.samples_per_s / world.size},
+                      {"tokens_per_s", f.tokens_per_s},
+                      {"tokens_per_sample", f.per_sample(2)},
+                      {"optimizer_exposed_ms", f.optimizer_exposed_ms},
+                      {"optimizer_exposed_share", f.optimizer_exposed_ms / f.phase_ms[kStep]},
+                      {"rank_wait_ms", f.rank_wait_ms},
+                      {"model_tflop_per_sample", f.flops.total() / 1e12},
+                      {"tflops_per_rank", f.tflops_per_gpu},
+                      {"mfu", f.mfu},
+                      {"gpu_peak_gib", f.gpu},
+                      {"gpu_reserved_gib", f.reserved},
+                      {"host_gib", f.host}};
+  for (int p = 0; p < kPhaseCount; ++p) j["ms"][kPhases[p].name] = f.phase_ms[p];
+  return j.dump();
+}
+
+}  // namespace
+
+BenchmarkResult summarize_benchmark(const std::vector<StepPhases>& steps, const BenchmarkSetup& setup,
+                                    const setup::ModelShapes& shapes, double gpu_peak_gib, double gpu_reserved_gib,
+                                    double host_gib, const comm::World& world) {
+  VT_CHECK(!steps.empty(), "benchmark: no measured steps");
+  Figures f;
+  f.steps = steps.size();
+  slowest_rank_medians(steps, world, f);
+  work_done(steps, world, f);
+  throughput(setup, shapes, world, f);
+  critical_path(steps, world, f);
+  f.gpu = gather_to_all(gpu_peak_gib, world);
+  f.host = gather_to_all(host_gib, world);
+  f.reserved = gather_to_all(gpu_reserved_gib, world);
+  return {table(f, setup, world), json_line(f, setup, world)};
 }
 
 }  // namespace vesseltune::perf
