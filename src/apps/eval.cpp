@@ -88,6 +88,81 @@ void write_contact_sheet(const std::vector<metrics::ImageMetrics>& images, int p
   data::write_png(out / "contact_sheet.png", eval::contact_sheet(entries, static_cast<int>(std::max<size_t>(n, 1)), 320));
 }
 
+// One image: its mask on disk and, with ground truth, its overlay and metrics in MINE.
+void evaluate_image(const eval::EvalImage& image, int64_t index, const at::Tensor& probability,
+                    const eval::ImageSource& source, const Arguments& args, RankResults& mine) {
+  const fs::path out(args.out);
+  const at::Tensor predicted = metrics::vessel_mask(probability, args.threshold);
+  data::write_png(out / "masks" / (image.name + ".png"), eval::mask_image(predicted));
+  if (!source.labelled()) return;
+  const at::Tensor truth = data::plane_tensor(image.record.mask), fov = data::plane_tensor(image.record.fov);
+  const metrics::ImageEvaluation result = metrics::evaluate_image(image.name, probability, truth, fov, args.threshold);
+  data::write_png(out / "overlays" / (image.name + ".png"), eval::render_overlay(image.record.image, predicted, truth, fov));
+  mine.indices.push_back(static_cast<double>(index));
+  mine.names += image.name + "\n";
+  metrics::pack(result.metrics, mine.packed);
+  for (int r = 0; r < metrics::kRegionCount; ++r) mine.histograms[r] += result.histograms[r];
+}
+
+// This rank's images (every world.size-th), with progress lines from rank 0.
+RankResults evaluate_my_images(eval::Segmenter& segmenter, const eval::ImageSource& source, const Arguments& args,
+                               const comm::World& world) {
+  RankResults mine;
+  const auto start = std::chrono::steady_clock::now();
+  int64_t done = 0;
+  for (int64_t index = world.rank; index < source.size(); index += world.size) {
+    const eval::EvalImage image = source.read(index);
+    const int64_t without_seg = segmenter.answers_without_seg();
+    const at::Tensor probability = segmenter.probability(image.record);
+    if (segmenter.answers_without_seg() > without_seg) {
+      VT_LOG(warning) << image.name << ": the generated answer has no [SEG]; scored as an empty mask";
+    }
+    evaluate_image(image, index, probability, source, args, mine);
+    ++done;
+    if (world.rank == 0 && (done % 10 == 0 || index + world.size >= source.size())) {
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      VT_LOG(info) << "eval: " << done * world.size << " of " << source.size() << " images, " << seconds / done
+                   << " s per image per rank";
+    }
+  }
+  return mine;
+}
+
+// Every rank's metrics on rank 0, back in the source's order (other ranks: an empty accumulator).
+metrics::MetricsAccumulator gather_metrics(RankResults& mine, const comm::World& world) {
+  const std::vector<double> indices = gather(mine.indices, MPI_DOUBLE, world);
+  const std::vector<double> packed = gather(mine.packed, MPI_DOUBLE, world);
+  const std::vector<char> names = gather(std::vector<char>(mine.names.begin(), mine.names.end()), MPI_CHAR, world);
+  sum_histograms(mine.histograms, world);
+  metrics::MetricsAccumulator accumulator;
+  if (world.rank != 0) return accumulator;
+  std::vector<std::string> all_names;
+  std::istringstream lines(std::string(names.begin(), names.end()));
+  for (std::string name; std::getline(lines, name);) all_names.push_back(name);
+  VT_CHECK(all_names.size() == indices.size() && packed.size() == indices.size() * metrics::kPackedImageSize,
+           "eval: the ranks' results do not add up (", all_names.size(), " names, ", indices.size(), " images)");
+  std::vector<size_t> order(indices.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return indices[a] < indices[b]; });
+  for (const size_t i : order) accumulator.add_image(metrics::unpack(all_names[i], packed, i * metrics::kPackedImageSize));
+  accumulator.add_scores(mine.histograms);
+  return accumulator;
+}
+
+// Rank 0: the CSV and HDF5 files, the contact sheet and the table in the log.
+void write_reports(const metrics::MetricsAccumulator& accumulator, const std::string& what, const Arguments& args) {
+  const fs::path out(args.out);
+  const metrics::MetricsSummary summary = accumulator.summary();
+  eval::write_per_image_csv((out / "metrics_per_image.csv").string(), accumulator.images());
+  eval::write_summary_csv((out / "metrics_summary.csv").string(), summary);
+  eval::write_metrics_hdf5((out / "metrics.h5").string(), accumulator.images(), summary);
+  write_contact_sheet(accumulator.images(), args.best_worst, out);
+  VT_LOG(info) << "metrics of " << what << ":\n" << eval::format_metrics_table(summary);
+  VT_LOG(info) << "written: " << (out / "masks").string() << "/, " << (out / "overlays").string() << "/, "
+               << (out / "metrics_per_image.csv").string() << ", " << (out / "metrics_summary.csv").string() << ", "
+               << (out / "metrics.h5").string() << ", " << (out / "contact_sheet.png").string();
+}
+
 int evaluate(const Arguments& args, const comm::World& world) {
   const fs::path out(args.out);
   if (world.rank == 0) {
@@ -106,77 +181,23 @@ int evaluate(const Arguments& args, const comm::World& world) {
   VT_LOG(info) << "evaluating " << model.source << " on " << source.size() << " images of " << source.description()
                << " (" << world.size << " ranks, " << args.segmenter.mode << " mode, threshold " << args.threshold << ")";
 
-  RankResults mine;
-  const auto start = std::chrono::steady_clock::now();
-  int64_t done = 0;
-  for (int64_t index = world.rank; index < source.size(); index += world.size) {
-    const eval::EvalImage image = source.read(index);
-    const int64_t without_seg = segmenter.answers_without_seg();
-    const at::Tensor probability = segmenter.probability(image.record);
-    if (segmenter.answers_without_seg() > without_seg) {
-      VT_LOG(warning) << image.name << ": the generated answer has no [SEG]; scored as an empty mask";
-    }
-    const at::Tensor predicted = metrics::vessel_mask(probability, args.threshold);
-    data::write_png(out / "masks" / (image.name + ".png"), eval::mask_image(predicted));
-    if (source.labelled()) {
-      const at::Tensor truth = data::plane_tensor(image.record.mask), fov = data::plane_tensor(image.record.fov);
-      const metrics::ImageEvaluation result = metrics::evaluate_image(image.name, probability, truth, fov, args.threshold);
-      data::write_png(out / "overlays" / (image.name + ".png"), eval::render_overlay(image.record.image, predicted, truth, fov));
-      mine.indices.push_back(static_cast<double>(index));
-      mine.names += image.name + "\n";
-      metrics::pack(result.metrics, mine.packed);
-      for (int r = 0; r < metrics::kRegionCount; ++r) mine.histograms[r] += result.histograms[r];
-    }
-    ++done;
-    if (world.rank == 0 && (done % 10 == 0 || index + world.size >= source.size())) {
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      VT_LOG(info) << "eval: " << done * world.size << " of " << source.size() << " images, " << seconds / done
-                   << " s per image per rank";
-    }
-  }
+  RankResults mine = evaluate_my_images(segmenter, source, args, world);
   if (!source.labelled()) {
     MPI_Barrier(world.comm);
     VT_LOG(info) << "no ground truth in " << args.data << ": masks written to " << (out / "masks").string()
                  << ", nothing scored";
     return 0;
   }
-
-  const std::vector<double> indices = gather(mine.indices, MPI_DOUBLE, world);
-  const std::vector<double> packed = gather(mine.packed, MPI_DOUBLE, world);
-  const std::vector<char> names = gather(std::vector<char>(mine.names.begin(), mine.names.end()), MPI_CHAR, world);
+  const metrics::MetricsAccumulator accumulator = gather_metrics(mine, world);
   const std::vector<double> without_seg =
       gather(std::vector<double>{static_cast<double>(segmenter.answers_without_seg())}, MPI_DOUBLE, world);
-  sum_histograms(mine.histograms, world);
   if (world.rank != 0) return 0;
   if (args.segmenter.generate) {
     VT_LOG(info) << "generated answers without [SEG] (scored as empty masks): "
                  << std::accumulate(without_seg.begin(), without_seg.end(), 0.0) << " of " << source.size()
                  << (args.segmenter.mode == "tile" ? " windows' images" : " images");
   }
-
-  // Back in the source's order.
-  std::vector<std::string> all_names;
-  std::istringstream lines(std::string(names.begin(), names.end()));
-  for (std::string name; std::getline(lines, name);) all_names.push_back(name);
-  VT_CHECK(all_names.size() == indices.size() && packed.size() == indices.size() * metrics::kPackedImageSize,
-           "eval: the ranks' results do not add up (", all_names.size(), " names, ", indices.size(), " images)");
-  std::vector<size_t> order(indices.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return indices[a] < indices[b]; });
-  metrics::MetricsAccumulator accumulator;
-  for (const size_t i : order) accumulator.add_image(metrics::unpack(all_names[i], packed, i * metrics::kPackedImageSize));
-  accumulator.add_scores(mine.histograms);
-  const metrics::MetricsSummary summary = accumulator.summary();
-
-  eval::write_per_image_csv((out / "metrics_per_image.csv").string(), accumulator.images());
-  eval::write_summary_csv((out / "metrics_summary.csv").string(), summary);
-  eval::write_metrics_hdf5((out / "metrics.h5").string(), accumulator.images(), summary);
-  write_contact_sheet(accumulator.images(), args.best_worst, out);
-  const std::string table = eval::format_metrics_table(summary);
-  VT_LOG(info) << "metrics of " << model.source << " on " << source.description() << ":\n" << table;
-  VT_LOG(info) << "written: " << (out / "masks").string() << "/, " << (out / "overlays").string() << "/, "
-               << (out / "metrics_per_image.csv").string() << ", " << (out / "metrics_summary.csv").string() << ", "
-               << (out / "metrics.h5").string() << ", " << (out / "contact_sheet.png").string();
+  write_reports(accumulator, model.source + " on " + source.description(), args);
   return 0;
 }
 
