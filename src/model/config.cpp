@@ -176,12 +176,13 @@ Sa2VAConfig Sa2VAConfig::from_json_text(const std::string& text, const std::stri
   return c;
 }
 
-std::string Sa2VAConfig::to_json(const std::string& weights_dtype) const {
-  VT_CHECK(weights_dtype == "bfloat16" || weights_dtype == "float32", "config.json: weights dtype must be bfloat16 or ",
-           "float32, got ", weights_dtype);
-  // Ordered as Sa2VA's config class writes them; values it writes that do not depend on the model are its own.
-  using ordered = nlohmann::ordered_json;
-  const ordered vision_json = {
+namespace {
+
+using ordered = nlohmann::ordered_json;
+
+// The vision_config of Sa2VA's config.json, in the order its config class writes it.
+ordered vision_config_json(const VisionConfig& vision, const std::string& weights_dtype) {
+  return {
       {"architectures", nullptr},
       {"dtype", weights_dtype},
       {"hidden_size", vision.hidden_size},
@@ -204,7 +205,11 @@ std::string Sa2VAConfig::to_json(const std::string& weights_dtype) const {
       {"use_flash_attn", false},
       {"model_type", "intern_vit_6b"},
   };
-  const ordered llm_json = {
+}
+
+// The llm_config (Qwen2's), in the order transformers writes it.
+ordered llm_config_json(const LlmConfig& llm, const std::string& weights_dtype) {
+  return {
       {"architectures", {"Qwen2ForCausalLM"}},
       {"dtype", weights_dtype},
       {"vocab_size", llm.vocab_size},
@@ -228,6 +233,16 @@ std::string Sa2VAConfig::to_json(const std::string& weights_dtype) const {
       {"attention_dropout", 0.0},
       {"model_type", "qwen2"},
   };
+}
+
+}  // namespace
+
+std::string Sa2VAConfig::to_json(const std::string& weights_dtype) const {
+  VT_CHECK(weights_dtype == "bfloat16" || weights_dtype == "float32", "config.json: weights dtype must be bfloat16 or ",
+           "float32, got ", weights_dtype);
+  // Ordered as Sa2VA's config class writes them; values it writes that do not depend on the model are its own.
+  const ordered vision_json = vision_config_json(vision, weights_dtype);
+  const ordered llm_json = llm_config_json(llm, weights_dtype);
   const ordered root = {
       {"architectures", {"Sa2VAChatModel"}},
       // The classes of Sa2VA's remote code (configuration_sa2va_chat.py, modeling_sa2va_chat.py, ... from the base
