@@ -3,8 +3,11 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <regex>
+#include <sstream>
 
 #include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
@@ -162,9 +165,10 @@ void CheckpointStore::prune() const {
 }
 
 std::optional<ResumedCheckpoint> CheckpointStore::resume(const std::string& which, optim::ZeroOptimizer& optimizer,
-                                                         const comm::World& world) {
+                                                         const comm::World& world, bool allow_restart) {
   const bool automatic = which == "auto";
   const std::vector<fs::path> candidates = automatic ? list() : std::vector<fs::path>{fs::path(which)};
+  std::vector<std::pair<fs::path, std::string>> failures;
   for (const fs::path& path : candidates) {
     std::string failure;
     TrainerState state;
@@ -186,8 +190,30 @@ std::optional<ResumedCheckpoint> CheckpointStore::resume(const std::string& whic
     }
     VT_CHECK(automatic, "--resume ", which, ": ", failure);
     if (world.rank == 0) VT_LOG(warning) << "skipping checkpoint " << path.string() << ": " << failure;
+    failures.emplace_back(path, failure);
   }
+  if (!failures.empty()) handle_all_damaged(failures, world, allow_restart);
   return std::nullopt;
+}
+
+void CheckpointStore::handle_all_damaged(const std::vector<std::pair<fs::path, std::string>>& failures,
+                                         const comm::World& world, bool allow_restart) const {
+  if (!allow_restart) {
+    std::ostringstream list;
+    for (const auto& [path, why] : failures) list << "\n  " << path.string() << ": " << why;
+    VT_FAIL("--resume auto: every checkpoint in ", directory_.string(), " is damaged; nothing was changed:", list.str(),
+            "\nrestore one, or start over from step 0 with --allow-restart (which sets these aside as *.damaged)");
+  }
+  if (world.rank == 0) {
+    for (const auto& [path, why] : failures) {
+      const std::string aside = path.string() + ".damaged";
+      VT_CHECK(std::rename(path.c_str(), aside.c_str()) == 0, "cannot set aside the damaged checkpoint ",
+               path.string(), ": ", std::strerror(errno));
+      VT_LOG(warning) << "set aside damaged checkpoint " << path.string() << " as " << aside;
+    }
+  }
+  MPI_Barrier(world.comm);
+  VT_LOG(warning) << "--allow-restart: every checkpoint was damaged; starting over from step 0";
 }
 
 }  // namespace vesseltune::checkpoint

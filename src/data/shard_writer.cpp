@@ -1,7 +1,9 @@
 #include "vesseltune/data/shard_writer.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
@@ -9,6 +11,7 @@
 #include "vesseltune/io/hdf5.h"
 #include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
+#include "vesseltune/core/log.h"
 #include "vesseltune/core/remove_tree.h"
 #include "vesseltune/data/checksum.h"
 #include "vesseltune/data/zlib_stream.h"
@@ -99,6 +102,25 @@ struct ShardSetWriter::OpenShard {
   fs::path path;
 };
 
+namespace {
+
+// OUT.partial-PID folders of packs that were killed (their process is gone): never complete, never read.
+void remove_stale_partials(const fs::path& out_dir) {
+  const fs::path parent = out_dir.parent_path().empty() ? fs::path(".") : out_dir.parent_path();
+  const std::string prefix = out_dir.filename().string() + ".partial-";
+  for (const auto& entry : fs::directory_iterator(parent)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) != 0 || !entry.is_directory()) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;  // still packing
+    VT_CHECK(remove_tree(entry.path().string()), "cannot remove the stale ", entry.path().string());
+    VT_LOG(info) << "removed " << entry.path().string() << ", left by a pack that did not finish";
+  }
+}
+
+}  // namespace
+
 ShardSetWriter::ShardSetWriter(fs::path out_dir, ShardSetOptions options)
     : out_dir_(std::move(out_dir)), options_(std::move(options)) {
   io::hdf5::silence_errors();
@@ -106,6 +128,7 @@ ShardSetWriter::ShardSetWriter(fs::path out_dir, ShardSetOptions options)
   VT_CHECK(options_.overwrite || !fs::exists(out_dir_), out_dir_.string(),
            " already exists; remove it, choose another output directory or pass --overwrite");
   if (!out_dir_.parent_path().empty()) fs::create_directories(out_dir_.parent_path());
+  remove_stale_partials(out_dir_);
   partial_dir_ = out_dir_;
   partial_dir_ += ".partial-" + std::to_string(::getpid());
   VT_CHECK(remove_tree(partial_dir_.string()), "cannot remove ", partial_dir_.string());

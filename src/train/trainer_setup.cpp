@@ -112,7 +112,7 @@ void Trainer::start_or_resume() {
              "): continue it with --resume auto, or start a new run with another --work-dir");
     return;
   }
-  const auto resumed = store_->resume(options_.resume, *optimizer_, world_);
+  const auto resumed = store_->resume(options_.resume, *optimizer_, world_, options_.allow_restart);
   if (!resumed) {
     VT_LOG(info) << "no checkpoint in " << store_->directory().string() << ": starting from step 0";
     return;

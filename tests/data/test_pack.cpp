@@ -359,6 +359,20 @@ TEST_F(PackTest, KilledPackLeavesNoCompleteLookingOutput) {
     EXPECT_FALSE(fs::exists(entry.path() / "manifest.json")) << entry.path();
     EXPECT_THROW(PackedDataset{entry.path()}, Error);
   }
+  // The next pack removes the killed one's folder (its process is gone) and leaves a running pack's alone.
+  const fs::path running = root_ / "synth.partial-1";  // pid 1 always runs
+  fs::create_directories(running);
+  PackOptions o;
+  o.threads = 1;
+  SynthOptions small;
+  small.count = 4;
+  small.size = 64;
+  pack_synthetic(small, out, o);
+  for (const auto& entry : fs::directory_iterator(root_)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("synth", 0) == 0) EXPECT_TRUE(name == "synth" || name == "synth.partial-1") << "left: " << name;
+  }
+  EXPECT_TRUE(fs::is_directory(running));
 }
 
 // ---- the reader refuses shards that disagree with their manifest -------------------------------------

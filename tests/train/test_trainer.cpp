@@ -243,6 +243,30 @@ TEST_F(TrainerTest, DamagedNewestCheckpointsAreSkippedWithAWarning) {
   }
 }
 
+TEST_F(TrainerTest, EveryCheckpointDamagedStopsResumeAutoUnlessARestartIsAllowed) {
+  const fs::path dir = copy_reference("all_damaged");
+  const std::vector<std::string> names = {"step_00000003.h5", "step_00000006.h5"};
+  if (world().rank == 0) {
+    for (const std::string& name : names) std::ofstream(dir / "checkpoints" / name, std::ios::trunc) << "HDF";
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  const std::string message = testing_support::error_message([&] { run(config(dir, 6), {"auto", 0}); });
+  EXPECT_NE(message.find("every checkpoint in " + (dir / "checkpoints").string() + " is damaged"), std::string::npos)
+      << message;
+  for (const std::string& name : names) {
+    EXPECT_NE(message.find((dir / "checkpoints" / name).string() + ": "), std::string::npos) << name << ": " << message;
+    EXPECT_TRUE(fs::exists(dir / "checkpoints" / name)) << "the refused resume changed " << name;
+  }
+  // Allowed: set aside, never pruned, and a run from step 0 (the reference run's losses).
+  RunOptions restart{"auto", 0};
+  restart.allow_restart = true;
+  const TrainingSummary summary = run(config(dir, 6), restart);
+  EXPECT_EQ(summary.first_step, 0);
+  EXPECT_EQ(summary.last_step, 6);
+  EXPECT_EQ(rows(dir).column("total")[0], reference_rows_.column("total")[0]);
+  for (const std::string& name : names) EXPECT_TRUE(fs::exists(dir / "checkpoints" / (name + ".damaged"))) << name;
+}
+
 TEST_F(TrainerTest, NonFiniteStepsAreSkippedAndEndTheRunAfterTheLimit) {
   // lr 1e30 blows the trainable weights up at step 1; from step 2 on the loss and gradients are not finite, every
   // rank skips the step (the weights stay as they are), and the second skip in a row ends the run on all ranks.

@@ -51,11 +51,13 @@ class CheckpointStore {
   std::filesystem::path save(const TrainerState& state, const std::string& config_yaml, optim::ZeroOptimizer& optimizer,
                              const comm::World& world);
 
-  // Collective. WHICH: a checkpoint file, or "auto" for the newest one that reads back. Fills the optimizer (and
-  // through it the model's trainable weights). Nothing when `auto` finds no checkpoint; a named file that cannot
-  // be read is an error naming it.
+  // Collective. WHICH: a checkpoint file, or "auto" for the newest one that reads back (damaged newer ones are
+  // skipped with a warning). Fills the optimizer (and through it the model's trainable weights). Nothing when
+  // `auto` finds no checkpoint. A named file that cannot be read is an error naming it; so is `auto` when every
+  // checkpoint is damaged (each file with its reason), unless ALLOW_RESTART: then they are set aside as
+  // step_N.h5.damaged (never read, never pruned) and nothing is returned, so the run starts over.
   std::optional<ResumedCheckpoint> resume(const std::string& which, optim::ZeroOptimizer& optimizer,
-                                          const comm::World& world);
+                                          const comm::World& world, bool allow_restart = false);
 
   // Complete checkpoints, newest first.
   std::vector<std::filesystem::path> list() const;
@@ -68,6 +70,9 @@ class CheckpointStore {
 
  private:
   void prune() const;
+  // Every candidate failed: the error listing FAILURES, or (ALLOW_RESTART) the files set aside. Collective.
+  void handle_all_damaged(const std::vector<std::pair<std::filesystem::path, std::string>>& failures,
+                          const comm::World& world, bool allow_restart) const;
 
   std::filesystem::path directory_;
   int64_t keep_last_;

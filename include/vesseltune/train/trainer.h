@@ -29,6 +29,7 @@ namespace vesseltune::train {
 struct RunOptions {
   std::string resume;       // "" (start fresh), "auto" (newest checkpoint in the work dir, if any) or a checkpoint file
   int64_t stop_at_step = 0;  // > 0: end at this step as a stop signal would (save, return); tests and benchmarks
+  bool allow_restart = false;  // with "auto": when every checkpoint is damaged, set them aside and start at step 0
   // Benchmark mode (> 0): benchmark_warmup + benchmark_steps steps with every phase timed (the optimizer's phases
   // synchronise the device), no validation, no checkpoints; the summary (benchmark_report.h) is logged.
   int64_t benchmark_steps = 0;
