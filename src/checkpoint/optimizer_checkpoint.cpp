@@ -49,6 +49,28 @@ void transfer(hid_t dataset, int64_t offset, at::Tensor values, bool write, cons
   }
 }
 
+// The trainable tensor that holds canonical element ELEMENT, and the element's index in it.
+std::pair<std::string, int64_t> tensor_at(const optim::FlatLayout& layout, int64_t element) {
+  for (const auto& slot : layout.slots()) {
+    if (element >= slot.canonical_offset && element < slot.canonical_offset + slot.numel) {
+      return {slot.name, element - slot.canonical_offset};
+    }
+  }
+  return {"(padding)", element};
+}
+
+// A value a finite run never stores (non-finite steps are skipped) is damage the checksum did not catch.
+void check_finite(const at::Tensor& values, int64_t canonical_offset, const optim::FlatLayout& layout,
+                  const std::string& where) {
+  const at::Tensor flat = values.reshape({-1});
+  const at::Tensor bad = at::isfinite(flat).logical_not();
+  if (!bad.any().item<bool>()) return;
+  const int64_t first = bad.nonzero()[0][0].item<int64_t>();
+  const auto [name, index] = tensor_at(layout, canonical_offset + first);
+  VT_FAIL(where, ": non-finite value ", flat[first].item<float>(), " in tensor '", name, "' (element ", index, ", ",
+          bad.sum().item<int64_t>(), " such values in this rank's part): the checkpoint is damaged");
+}
+
 // This rank's spans and the step count, after checking the file's tensors against the optimizer's.
 void read_spans(const std::string& path, optim::ZeroOptimizer& optimizer) {
   Handle file = open_file(path, H5F_ACC_RDONLY);
@@ -74,6 +96,7 @@ void read_spans(const std::string& path, optim::ZeroOptimizer& optimizer) {
     for (auto& span : optimizer.state_spans()) {
       at::Tensor& values = f == 0 ? span.master : f == 1 ? span.exp_avg : span.exp_avg_sq;
       transfer(dataset.get(), span.canonical_offset, values, false, path + ": optimizer/" + kFields[f]);
+      check_finite(values, span.canonical_offset, optimizer.layout(), path + ": optimizer/" + kFields[f]);
     }
   }
   optimizer.set_step_count(step[0]);
@@ -159,6 +182,8 @@ std::vector<std::string> load_trained_weights(const std::string& path, torch::nn
              " in the checkpoint but ", parameter->sizes(), " in this model (another model preset or LoRA setting?)");
     at::Tensor values = at::empty(shape, at::kFloat);
     transfer(master.get(), tensor.at("offset").get<int64_t>(), values.view({-1}), false, path + ": optimizer/master");
+    VT_CHECK(at::isfinite(values).all().item<bool>(), path, ": optimizer/master: trained tensor '", name, "' holds ",
+             at::isfinite(values).logical_not().sum().item<int64_t>(), " non-finite value(s): the checkpoint is damaged");
     parameter->copy_(values);
     loaded.push_back(name);
   }

@@ -50,6 +50,15 @@ std::string config_dtype(const NamedTensors& tensors) {
   return most->first == at::kBFloat16 ? "bfloat16" : "float32";
 }
 
+// Damage that reached the weights (base weights with NaN, a checkpoint written before its values were checked) is
+// refused, not shipped.
+void check_finite_weights(const torch::nn::Module& model, const std::string& source) {
+  for (const auto& item : model.named_parameters(true)) {
+    const int64_t bad = at::isfinite(item.value()).logical_not().sum().item<int64_t>();
+    VT_CHECK(bad == 0, source, ": tensor '", item.key(), "' holds ", bad, " non-finite value(s); nothing exported");
+  }
+}
+
 // The merged export's files in FOLDER; returns the tensors written.
 int64_t write_merged(setup::TrainedModel& trained, const WeightDtypes& dtypes, const ExportOptions& options,
                      const fs::path& folder) {
@@ -100,6 +109,7 @@ ExportSummary export_checkpoint(const ExportOptions& options) {
   OutputFolder folder(options.out, options.overwrite);  // refuses an existing OUT before the model is loaded
   // fp32 on the CPU: the merge (W + s·B·A) is exact to fp32 rounding whatever dtype the files get.
   setup::TrainedModel trained = setup::load_trained_model(options.checkpoint, options.overrides, at::kCPU, at::kFloat);
+  check_finite_weights(*trained.model, trained.source);
   std::optional<io::Checkpoint> base;
   if (!trained.config.model.weights.empty()) base.emplace(trained.config.model.weights);
   const WeightDtypes dtypes{options.dtype, base ? &*base : nullptr};

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "vesseltune/core/check.h"
 #include "vesseltune/checkpoint/optimizer_checkpoint.h"
@@ -131,6 +132,59 @@ TEST(OptimizerCheckpointFile, CorruptionIsDetectedByTheChecksum) {
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("corrupt.h5"), std::string::npos) << error.what();
   }
+  if (world.rank == 0) std::filesystem::remove(path);
+}
+
+TEST(OptimizerCheckpointFile, NonFiniteValuesThatTheChecksumPassesAreRefusedByTensorName) {
+  // A NaN written through HDF5 gets a valid Fletcher-32 checksum, as damage in memory before the write would.
+  const auto world = comm::World::of(MPI_COMM_WORLD);
+  const ZeroConfig config = zero_config(ZeroSetup{2, OffloadDevice::cpu, 1, 1.0});
+  const std::string path = checkpoint_path(world, "nan.h5");
+  auto comm = make_comm(world);
+  TinyNet net = make_net(1, comm->device());
+  ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(config), config, *comm);
+  zero_step(net, optimizer, *comm, 0, 1);
+  create_empty_file(path, world);
+  checkpoint::write_optimizer_state(path, optimizer, world);
+  const TensorSlot& last = optimizer.layout().slots().back();  // canonical order: registration order
+  if (world.rank == 0) {
+    for (const char* field : {"optimizer/exp_avg", "optimizer/master"}) {
+      const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
+      const hid_t dataset = H5Dopen2(file, field, H5P_DEFAULT);
+      const hid_t space = H5Dget_space(dataset);
+      const hsize_t start = static_cast<hsize_t>(last.canonical_offset + 1), count = 1;
+      H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &count, nullptr);
+      const hid_t memory = H5Screate_simple(1, &count, nullptr);
+      const float nan = std::numeric_limits<float>::quiet_NaN();
+      EXPECT_GE(H5Dwrite(dataset, H5T_NATIVE_FLOAT, memory, space, H5P_DEFAULT, &nan), 0);
+      H5Sclose(memory);
+      H5Sclose(space);
+      H5Dclose(dataset);
+      H5Fclose(file);
+    }
+  }
+  MPI_Barrier(world.comm);
+  TinyNet other = make_net(2, comm->device());
+  ZeroOptimizer again(trainable_parameters(*other), default_param_groups(config), config, *comm);
+  try {
+    checkpoint::read_optimizer_state(path, again, world);
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    // The rank that holds the element names it; the others name the rank that failed.
+    const std::string text = error.what();
+    EXPECT_TRUE(text.find("non-finite value nan in tensor '" + last.name + "' (element 1") != std::string::npos ||
+                text.find("could not be read on") != std::string::npos)
+        << text;
+  }
+  try {
+    checkpoint::load_trained_weights(path, *other);
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("trained tensor '" + last.name + "' holds 1 non-finite value(s)"),
+              std::string::npos)
+        << error.what();
+  }
+  MPI_Barrier(world.comm);
   if (world.rank == 0) std::filesystem::remove(path);
 }
 

@@ -12,6 +12,7 @@
 #include <torch/torch.h>
 
 #include <filesystem>
+#include <limits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -266,6 +267,27 @@ TEST_F(ExportRoundTrip, AnotherLoraRankOrTrainableSetIsRefusedNamingTheCheckpoin
   EXPECT_NE(untrained.find(checkpoint_ + ": trainable parameter 'grounding_encoder.sam2_model.sam_prompt_encoder."),
             std::string::npos) << untrained;
   EXPECT_NE(untrained.find("' of this model is not in the checkpoint"), std::string::npos) << untrained;
+}
+
+TEST_F(ExportRoundTrip, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  // The base with one NaN in a frozen tensor: training never touched it, the export must not ship it.
+  const std::string damaged = (root_ / "base_with_nan.safetensors").string();
+  const char* frozen = "vision_model.embeddings.class_embedding";
+  {
+    const io::Checkpoint base(base_);
+    std::vector<std::pair<std::string, at::Tensor>> tensors;
+    for (const auto& info : base.tensors()) tensors.emplace_back(info.name, base.tensor(info.name));
+    for (auto& named : tensors) {
+      if (named.first == frozen) named.second.view({-1})[3] = std::numeric_limits<float>::quiet_NaN();
+    }
+    io::save_safetensors(damaged, tensors);
+  }
+  ExportOptions o = options("from_nan");
+  o.overrides = {"model.weights=" + damaged};
+  const std::string message = error_message([&] { export_checkpoint(o); });
+  EXPECT_NE(message.find(checkpoint_ + ": tensor '" + std::string(frozen) + "' holds 1 non-finite value(s); nothing exported"),
+            std::string::npos) << message;
+  EXPECT_FALSE(fs::exists(o.out));
 }
 
 TEST_F(ExportRoundTrip, ATruncatedOrMissingCheckpointIsRefusedNamingIt) {
