@@ -13,7 +13,9 @@ fi
 echo "synthetic vessels: $(pwd)/data/synthetic"
 WORK=work_dirs/tiny_vessel
 rm -rf "$WORK"  # the demo starts over each time; real runs continue with --resume auto
-mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -np 2 build/bin/vesseltune-train \
+# A SIGTERM to mpirun reaches the ranks after odls_base_sigkill_timeout and they are killed as long after: 30 s
+# leaves them time to save (the default, 1 s, does not).
+mpirun --mca odls_base_sigkill_timeout 30 --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -np 2 build/bin/vesseltune-train \
   --config configs/tiny_vessel.yaml --work-dir "$WORK" "$@"
 build/bin/vesseltune-report "$WORK/metrics.h5" --out "$WORK/plots"
 mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -np 2 build/bin/vesseltune-eval \

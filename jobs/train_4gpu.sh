@@ -12,7 +12,9 @@ GPUS=${GPUS:-4}
 export OMP_NUM_THREADS=1
 mkdir -p logs
 LOG=logs/$(basename "$CONFIG" .yaml)_$(date +%Y%m%d_%H%M%S).log
-nohup mpirun -np "$GPUS" --bind-to none -x OMP_NUM_THREADS -x LD_LIBRARY_PATH \
+# Open MPI passes a SIGTERM to mpirun on to the ranks after odls_base_sigkill_timeout and kills them as long after:
+# 30 s leaves a step and a checkpoint time to finish (the default, 1 s, does not).
+nohup mpirun --mca odls_base_sigkill_timeout 30 -np "$GPUS" --bind-to none -x OMP_NUM_THREADS -x LD_LIBRARY_PATH \
   build/bin/vesseltune-train --config "$CONFIG" --resume auto "$@" >"$LOG" 2>&1 &
 PID=$!
 echo "vesseltune-train: $GPUS ranks, mpirun pid $PID"

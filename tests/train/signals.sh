@@ -6,6 +6,8 @@
 #   3. The file WORK_DIR/STOP (for launchers that do not forward signals): the same clean stop, file removed.
 #   4. SIGKILL to one rank: every rank ends, the job exits non-zero within the collective timeout, and no
 #      vesseltune-train process is left behind.
+#   5. SIGTERM to mpirun itself, with the kill timeout the job scripts give Open MPI: the ranks save and stop
+#      cleanly before anything is killed; run_status.json says "stopped" (mpirun itself exits 1).
 set -uo pipefail
 BIN=$1
 SRC=$2
@@ -19,7 +21,7 @@ fail() { echo "FAIL: $*"; for f in "$WORK"/*.out; do echo "== $f"; tail -20 "$f"
 
 train() {  # train WORK_DIR [options...]: mpirun in the background, its pid in $JOB
   local dir=$1; shift
-  mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -np 2 "$BIN/vesseltune-train" \
+  mpirun ${MPIRUN_OPTIONS:-} --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -np 2 "$BIN/vesseltune-train" \
     --config "$SRC/configs/tiny_vessel.yaml" --data "$WORK/data" --work-dir "$dir" \
     --set model.tokenizer="$SRC/configs/tiny/tokenizer.json" --set model.sam2_image_size=128 \
     --set train.micro_batch=1 --set train.val_interval=0 --set train.log_interval=1 --set loss.num_points=1024 \
@@ -87,4 +89,16 @@ ELAPSED=$((SECONDS - START))
 sleep 1
 [ -z "$(rank_pids "$DIR")" ] || fail "vesseltune-train processes left behind: $(rank_pids "$DIR")"
 echo "SIGKILL to one rank: job ended with exit $STATUS after $ELAPSED s, no process left"
+
+# 5. SIGTERM to mpirun. Open MPI passes it on to the ranks odls_base_sigkill_timeout seconds later and kills them as
+#    long after that (the default, 1 s, kills them in the middle of the save).
+DIR=$WORK/mpirun_term
+MPIRUN_OPTIONS="--mca odls_base_sigkill_timeout 30" train "$DIR" --set train.max_steps=1000
+wait_for "$DIR/train.log" "iter: 2," 120
+kill -TERM "$JOB"
+wait "$JOB"; STATUS=$?
+grep -qF "stop requested (signal 15)" "$DIR/train.log" || fail "$DIR: no stop after SIGTERM to mpirun"
+grep -q '"state": "stopped"' "$DIR/run_status.json" || fail "$DIR: run_status.json does not say stopped"
+! ls "$DIR"/checkpoints/*.tmp >/dev/null 2>&1 || fail "$DIR: a checkpoint was left half written"
+echo "SIGTERM to mpirun: every rank saved and stopped cleanly (mpirun exit $STATUS)"
 echo "PASS"
