@@ -61,7 +61,47 @@ Image from_stb(uint8_t* pixels, int width, int height, int channels_in_file) {
   return image;
 }
 
+bool starts_with(const std::vector<uint8_t>& bytes, const char* magic) {
+  const size_t n = std::strlen(magic);
+  return bytes.size() >= n && std::equal(magic, magic + n, bytes.begin());
+}
+
+// Binary PNM (P5/P6): the bytes after the header (magic, width, height, maxval, one whitespace) that the pixels need.
+// stb_image fills what a cut file lacks without an error. Empty when BYTES are no binary PNM; else a message.
+std::string pnm_shortfall(const std::vector<uint8_t>& bytes) {
+  if (!starts_with(bytes, "P5") && !starts_with(bytes, "P6")) return "";
+  size_t at = 2;
+  int64_t fields[3] = {0, 0, 0};
+  for (int64_t& field : fields) {
+    while (at < bytes.size() && (std::isspace(bytes[at]) || bytes[at] == '#')) {
+      if (bytes[at] == '#') {
+        while (at < bytes.size() && bytes[at] != '\n') ++at;
+      } else {
+        ++at;
+      }
+    }
+    while (at < bytes.size() && std::isdigit(bytes[at])) field = field * 10 + (bytes[at++] - '0');
+  }
+  ++at;  // the single whitespace before the pixels
+  const int64_t sample_bytes = fields[2] > 255 ? 2 : 1, channels = bytes[1] == '6' ? 3 : 1;
+  const int64_t needed = fields[0] * fields[1] * channels * sample_bytes;
+  const int64_t present = static_cast<int64_t>(bytes.size()) - static_cast<int64_t>(at);
+  if (present >= needed) return "";
+  return "truncated PNM: " + std::to_string(present) + " of " + std::to_string(needed) + " pixel bytes";
+}
+
+// Formats whose decoder accepts a file cut short: the check that it is whole ("" when it is, or not that format).
+std::string truncation(const std::vector<uint8_t>& bytes) {
+  // A GIF ends with its trailer byte ';' (0x3B); stb_image decodes the rows it has and leaves the rest.
+  if ((starts_with(bytes, "GIF87a") || starts_with(bytes, "GIF89a")) && bytes.back() != 0x3B) {
+    return "truncated GIF: no trailer";
+  }
+  return pnm_shortfall(bytes);
+}
+
 Image decode_with_stb(const std::vector<uint8_t>& bytes, const std::filesystem::path& path) {
+  const std::string cut = truncation(bytes);
+  VT_CHECK(cut.empty(), "cannot decode image ", path.string(), ": ", cut);
   int width = 0, height = 0, channels = 0;
   std::unique_ptr<uint8_t, void (*)(void*)> pixels(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels, 0),
@@ -88,8 +128,9 @@ Image decode_tiff(const std::filesystem::path& path) {
   TIFFGetFieldDefaulted(tiff.get(), TIFFTAG_PHOTOMETRIC, &photometric);
   VT_CHECK(width > 0 && height > 0, "cannot decode image ", path.string(), ": TIFF has no size");
   std::vector<uint32_t> rgba(static_cast<size_t>(width) * height);
-  VT_CHECK(TIFFReadRGBAImageOriented(tiff.get(), width, height, rgba.data(), ORIENTATION_TOPLEFT, 0) == 1,
-           "cannot decode image ", path.string(), ": corrupt or unsupported TIFF");
+  // Stop on the first read error: without it, libtiff fills the strips after a cut with whatever it has.
+  VT_CHECK(TIFFReadRGBAImageOriented(tiff.get(), width, height, rgba.data(), ORIENTATION_TOPLEFT, 1) == 1,
+           "cannot decode image ", path.string(), ": corrupt, truncated or unsupported TIFF");
   const bool grey = (photometric == PHOTOMETRIC_MINISBLACK || photometric == PHOTOMETRIC_MINISWHITE) && samples <= 2;
   Image image(static_cast<int>(height), static_cast<int>(width), grey ? 1 : 3);
   for (size_t i = 0; i < rgba.size(); ++i) {

@@ -13,7 +13,7 @@
 
 namespace vesseltune::data::testing {
 
-void write_tiff(const std::filesystem::path& path, const Image& image) {
+void write_tiff(const std::filesystem::path& path, const Image& image, bool lzw) {
   TIFF* tiff = TIFFOpen(path.c_str(), "w");
   VT_CHECK(tiff, "cannot write ", path.string());
   TIFFSetField(tiff, TIFFTAG_IMAGEWIDTH, image.width);
@@ -22,7 +22,7 @@ void write_tiff(const std::filesystem::path& path, const Image& image) {
   TIFFSetField(tiff, TIFFTAG_BITSPERSAMPLE, 8);
   TIFFSetField(tiff, TIFFTAG_PHOTOMETRIC, image.channels == 3 ? PHOTOMETRIC_RGB : PHOTOMETRIC_MINISBLACK);
   TIFFSetField(tiff, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-  TIFFSetField(tiff, TIFFTAG_COMPRESSION, COMPRESSION_LZW);
+  TIFFSetField(tiff, TIFFTAG_COMPRESSION, lzw ? COMPRESSION_LZW : COMPRESSION_NONE);
   TIFFSetField(tiff, TIFFTAG_ROWSPERSTRIP, 8);
   std::vector<uint8_t> row(static_cast<size_t>(image.width) * image.channels);
   for (int y = 0; y < image.height; ++y) {

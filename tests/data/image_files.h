@@ -8,7 +8,7 @@
 
 namespace vesseltune::data::testing {
 
-void write_tiff(const std::filesystem::path& path, const Image& image);  // LZW-compressed
+void write_tiff(const std::filesystem::path& path, const Image& image, bool lzw = true);  // else uncompressed
 void write_gif(const std::filesystem::path& path, const Image& grey);    // 8-bit grey palette
 void write_pnm(const std::filesystem::path& path, const Image& image);   // binary P5 (grey) or P6 (RGB)
 void write_png(const std::filesystem::path& path, const Image& image);
