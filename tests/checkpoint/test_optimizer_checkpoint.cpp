@@ -32,6 +32,18 @@ void create_empty_file(const std::string& path, const comm::World& world) {
   MPI_Barrier(world.comm);
 }
 
+// A checkpoint of one step of the tiny net under CONFIG, written by every rank; its path.
+std::string write_one_step_checkpoint(const comm::World& world, comm::Communicator& comm, const ZeroConfig& config,
+                                      const std::string& name) {
+  const std::string path = checkpoint_path(world, name);
+  TinyNet net = make_net(1, comm.device());
+  ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(config), config, comm);
+  zero_step(net, optimizer, comm, 0, 1);
+  create_empty_file(path, world);
+  checkpoint::write_optimizer_state(path, optimizer, world);
+  return path;
+}
+
 // Offload device and ratio: with a ratio below 1 a rank's state is split between host and device, so its
 // canonical spans are cut at another place than on the world it resumes on.
 class OptimizerCheckpoint : public testing::TestWithParam<std::pair<OffloadDevice, double>> {};
@@ -91,13 +103,8 @@ INSTANTIATE_TEST_SUITE_P(Offload, OptimizerCheckpoint,
 TEST(OptimizerCheckpointFile, CorruptionIsDetectedByTheChecksum) {
   const auto world = comm::World::of(MPI_COMM_WORLD);
   const ZeroConfig config = zero_config(ZeroSetup{2, OffloadDevice::cpu, 1, 1.0});
-  const std::string path = checkpoint_path(world, "corrupt.h5");
   auto comm = make_comm(world);
-  TinyNet net = make_net(1, comm->device());
-  ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(config), config, *comm);
-  zero_step(net, optimizer, *comm, 0, 1);
-  create_empty_file(path, world);
-  checkpoint::write_optimizer_state(path, optimizer, world);
+  const std::string path = write_one_step_checkpoint(world, *comm, config, "corrupt.h5");
   if (world.rank == 0) {
     // Flip 16 bytes inside the stored chunk of optimizer/exp_avg_sq (the whole tiny state is one chunk).
     haddr_t address = 0;
@@ -139,14 +146,11 @@ TEST(OptimizerCheckpointFile, NonFiniteValuesThatTheChecksumPassesAreRefusedByTe
   // A NaN written through HDF5 gets a valid Fletcher-32 checksum, as damage in memory before the write would.
   const auto world = comm::World::of(MPI_COMM_WORLD);
   const ZeroConfig config = zero_config(ZeroSetup{2, OffloadDevice::cpu, 1, 1.0});
-  const std::string path = checkpoint_path(world, "nan.h5");
   auto comm = make_comm(world);
-  TinyNet net = make_net(1, comm->device());
-  ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(config), config, *comm);
-  zero_step(net, optimizer, *comm, 0, 1);
-  create_empty_file(path, world);
-  checkpoint::write_optimizer_state(path, optimizer, world);
-  const TensorSlot& last = optimizer.layout().slots().back();  // canonical order: registration order
+  const std::string path = write_one_step_checkpoint(world, *comm, config, "nan.h5");
+  TinyNet other = make_net(2, comm->device());
+  ZeroOptimizer again(trainable_parameters(*other), default_param_groups(config), config, *comm);
+  const TensorSlot& last = again.layout().slots().back();  // canonical order: registration order
   if (world.rank == 0) {
     for (const char* field : {"optimizer/exp_avg", "optimizer/master"}) {
       const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
@@ -164,8 +168,6 @@ TEST(OptimizerCheckpointFile, NonFiniteValuesThatTheChecksumPassesAreRefusedByTe
     }
   }
   MPI_Barrier(world.comm);
-  TinyNet other = make_net(2, comm->device());
-  ZeroOptimizer again(trainable_parameters(*other), default_param_groups(config), config, *comm);
   try {
     checkpoint::read_optimizer_state(path, again, world);
     FAIL() << "no error";
