@@ -176,7 +176,7 @@ Parameters list_parameters(const PlanInputs& in, ParameterList& list) {
   model::set_trainable(*meta, in.model.trainable_modules);
   const auto flags = meta->named_parameters(/*recurse=*/true);
   VT_CHECK(flags.size() == params.all.size(), "memory plan: parameter keys are not unique");
-  // The meta model has no Embedding modules: name the one that train::build_model gives sparse gradients.
+  // The meta model has no Embedding modules: name the one that setup::build_model gives sparse gradients.
   const auto sparse_rows = [&](const std::string& name) {
     return name == "language_model.model.embed_tokens.weight" && model::sparse_embedding_gradient(in.model.llm);
   };

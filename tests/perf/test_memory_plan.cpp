@@ -121,7 +121,7 @@ TEST_P(MemoryPlanOptimizer, BytesMatchZeroOptimizerFootprint) {
   net->to(at::kBFloat16);
   if (in.model.use_llm_lora) model::apply_lora(*net, in.model.lora);
   model::set_trainable(*net, in.model.trainable_modules);
-  // As train::build_model has it: embed_tokens (untied) with sparse gradients, out of the flat gradient buffer.
+  // As setup::build_model has it: embed_tokens (untied) with sparse gradients, out of the flat gradient buffer.
   net->language_model->model->embed_tokens->options.sparse(model::sparse_embedding_gradient(in.model.llm));
   auto comm = testing_support::make_comm(comm::World::of(MPI_COMM_WORLD));
   optim::ZeroOptimizer optimizer(optim::trainable_parameters(*net), optim::default_param_groups(in.zero), in.zero, *comm);

@@ -8,7 +8,7 @@
 //   config.json         the run's model.config_json verbatim, or Sa2VA's config.json for the preset
 //                       (Sa2VAConfig::to_json), with the *.py remote code beside model.config_json if any
 //   tokenizer.json      the run's tokenizer, with tokenizer_config.json etc. when they sit next to it
-//   vesseltune_config.yaml  the run's resolved config: train::load_merged_model reads the folder back
+//   vesseltune_config.yaml  the run's resolved config: setup::load_merged_model reads the folder back
 // In Python, with Sa2VA's remote code (*.py of the base model's repository) in the folder:
 //   model = AutoModel.from_pretrained(OUT, torch_dtype="auto", trust_remote_code=True)
 //

@@ -26,7 +26,7 @@ constexpr int64_t kGraphTokenBucket = 64;
 constexpr int64_t graphed_token_count(int64_t tokens) {
   return (tokens + kGraphTokenBucket - 1) / kGraphTokenBucket * kGraphTokenBucket;
 }
-// Whether training takes embed_tokens' gradients as sparse rows (train::build_model; the memory plan counts the
+// Whether training takes embed_tokens' gradients as sparse rows (setup::build_model; the memory plan counts the
 // same): yes unless the weight is tied to lm_head, whose gradient is dense.
 inline bool sparse_embedding_gradient(const LlmConfig& config) { return !config.tie_word_embeddings; }
 
