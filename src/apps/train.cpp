@@ -52,9 +52,11 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_file, "training config (YAML), e.g. configs/tiny_vessel.yaml")->required();
   app.add_option("--data", data_dir, "packed data folder (overrides data.path)");
   app.add_option("--work-dir", work_dir, "where checkpoints, metrics and logs go (overrides runtime.work_dir)");
-  app.add_option("--resume", run.resume, "auto (newest checkpoint in the work dir, if any) or a checkpoint file");
+  CLI::Option* resume =
+      app.add_option("--resume", run.resume, "auto (newest checkpoint in the work dir, if any) or a checkpoint file");
   app.add_flag("--allow-restart", run.allow_restart,
-               "with --resume auto: when every checkpoint is damaged, set them aside (*.damaged) and start at step 0");
+               "with --resume auto: when every checkpoint is damaged, set them aside (*.damaged) and start at step 0")
+      ->needs(resume);
   app.add_option("--set", overrides, "override a config key: --set train.lr=2e-4 (repeatable)");
   app.add_flag("--plan", plan, "print the per-GPU memory plan and exit (no MPI needed)");
   app.add_flag("--print-work-dir", print_work_dir, "print the resolved runtime.work_dir and exit (job scripts)");

@@ -192,7 +192,10 @@ std::optional<ResumedCheckpoint> CheckpointStore::resume(const std::string& whic
     if (world.rank == 0) VT_LOG(warning) << "skipping checkpoint " << path.string() << ": " << failure;
     failures.emplace_back(path, failure);
   }
-  if (!failures.empty()) handle_all_damaged(failures, world, allow_restart);
+  if (!failures.empty()) {
+    handle_all_damaged(failures, world, allow_restart);
+    optimizer.reset_state();  // a failed read may have filled part of it
+  }
   return std::nullopt;
 }
 

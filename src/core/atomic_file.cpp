@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "vesseltune/core/check.h"
@@ -78,13 +79,9 @@ void write_text_file_atomically(const std::string& path, const std::string& text
 
 void copy_file_atomically(const std::string& source, const std::string& path) {
   write_file_atomically(path, [&](const std::string& temporary) {
-    std::ifstream in(source, std::ios::binary);
-    VT_CHECK(in, "cannot open '", source, "' to copy it to '", path, "'");
-    std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
-    VT_CHECK(out, "cannot create '", temporary, "'");
-    out << in.rdbuf();
-    out.close();
-    VT_CHECK(out && !in.bad(), "cannot copy '", source, "' to '", temporary, "' (disk full?)");
+    std::error_code error;
+    std::filesystem::copy_file(source, temporary, std::filesystem::copy_options::overwrite_existing, error);
+    VT_CHECK(!error, "cannot copy '", source, "' to '", temporary, "': ", error.message());
   });
 }
 

@@ -92,9 +92,11 @@ std::string pnm_shortfall(const std::vector<uint8_t>& bytes) {
 
 // Formats whose decoder accepts a file cut short: the check that it is whole ("" when it is, or not that format).
 std::string truncation(const std::vector<uint8_t>& bytes) {
-  // A GIF ends with its trailer byte ';' (0x3B); stb_image decodes the rows it has and leaves the rest.
-  if ((starts_with(bytes, "GIF87a") || starts_with(bytes, "GIF89a")) && bytes.back() != 0x3B) {
-    return "truncated GIF: no trailer";
+  // A GIF ends with its trailer byte ';' (0x3B), before any zero padding; stb_image decodes the rows it has and
+  // leaves the rest. (A cut that happens to end on 0x3B passes this check.)
+  if (starts_with(bytes, "GIF87a") || starts_with(bytes, "GIF89a")) {
+    const auto last = std::find_if(bytes.rbegin(), bytes.rend(), [](uint8_t b) { return b != 0; });
+    if (last == bytes.rend() || *last != 0x3B) return "truncated GIF: no trailer";
   }
   return pnm_shortfall(bytes);
 }

@@ -104,15 +104,23 @@ struct ShardSetWriter::OpenShard {
 
 namespace {
 
-// OUT.partial-PID folders of packs that were killed (their process is gone): never complete, never read.
+// OUT.partial-HOST-PID: where a pack on HOST writes until it renames the folder into place.
+std::string partial_prefix(const fs::path& out_dir) {
+  char host[256] = {0};
+  ::gethostname(host, sizeof(host) - 1);
+  return out_dir.filename().string() + ".partial-" + host + "-";
+}
+
+// The partial folders of packs on this host that were killed (their process is gone): never complete, never read.
+// Those of other hosts (a shared file system) are left alone: their processes cannot be seen from here.
 void remove_stale_partials(const fs::path& out_dir) {
   const fs::path parent = out_dir.parent_path().empty() ? fs::path(".") : out_dir.parent_path();
-  const std::string prefix = out_dir.filename().string() + ".partial-";
+  const std::string prefix = partial_prefix(out_dir);
   for (const auto& entry : fs::directory_iterator(parent)) {
     const std::string name = entry.path().filename().string();
     if (name.rfind(prefix, 0) != 0 || !entry.is_directory()) continue;
     const std::string pid = name.substr(prefix.size());
-    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
     if (::kill(static_cast<pid_t>(std::stol(pid)), 0) == 0 || errno != ESRCH) continue;  // still packing
     VT_CHECK(remove_tree(entry.path().string()), "cannot remove the stale ", entry.path().string());
     VT_LOG(info) << "removed " << entry.path().string() << ", left by a pack that did not finish";
@@ -129,8 +137,7 @@ ShardSetWriter::ShardSetWriter(fs::path out_dir, ShardSetOptions options)
            " already exists; remove it, choose another output directory or pass --overwrite");
   if (!out_dir_.parent_path().empty()) fs::create_directories(out_dir_.parent_path());
   remove_stale_partials(out_dir_);
-  partial_dir_ = out_dir_;
-  partial_dir_ += ".partial-" + std::to_string(::getpid());
+  partial_dir_ = out_dir_.parent_path() / (partial_prefix(out_dir_) + std::to_string(::getpid()));
   VT_CHECK(remove_tree(partial_dir_.string()), "cannot remove ", partial_dir_.string());
   fs::create_directories(partial_dir_);
   manifest_.format_version = kFormatVersion;

@@ -22,7 +22,7 @@ constexpr metrics::Region kRegions[metrics::kRegionCount] = {metrics::Region::fo
 std::string definitions(const metrics::MetricsSummary& summary) {
   std::ostringstream text;
   text << summary.images << " image(s); threshold " << summary.threshold
-       << ": a pixel is vessel when its probability >= the threshold.\n"
+       << ": a pixel is vessel when its probability > the threshold.\n"
        << "per image (mean ± sd): the metric of each image, then the mean and sample standard deviation over the "
           "images.\n"
        << "pooled: the metric once, from the pixel counts summed over all images (cldice: the skeleton counts; "

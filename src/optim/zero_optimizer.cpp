@@ -186,12 +186,7 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
   };
   host_state_ = make_state(host_numel_, at::Device(at::kCPU));
   device_state_ = make_state(shard - host_numel_, device);
-  for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) {
-    for (const StatePiece& piece : state_pieces(layout_.shard_offset(b), layout_.owned_numel(b))) {
-      state_of(piece).master.narrow(0, piece.local_offset, piece.numel)
-          .copy_(owned_params(b).narrow(0, piece.shard_offset - layout_.shard_offset(b), piece.numel));
-    }
-  }
+  copy_parameters_to_master();
   if (host_numel_ > 0) {
     const int local_rank = comm_.world().local_rank, local_size = comm_.world().local_size;
     int threads = config_.optimizer_threads;
@@ -774,6 +769,25 @@ void ZeroOptimizer::update_bucket(int bucket, const AdamWStep& base, const Runs*
       }
     }
   }
+}
+
+void ZeroOptimizer::copy_parameters_to_master() {
+  for (int b = 0; b < static_cast<int>(layout_.buckets().size()); ++b) {
+    for (const StatePiece& piece : state_pieces(layout_.shard_offset(b), layout_.owned_numel(b))) {
+      state_of(piece).master.narrow(0, piece.local_offset, piece.numel)
+          .copy_(owned_params(b).narrow(0, piece.shard_offset - layout_.shard_offset(b), piece.numel));
+    }
+  }
+}
+
+void ZeroOptimizer::reset_state() {
+  VT_CHECK(!host_update_.joinable(), "optimizer state reset while a delayed update is running");
+  for (ShardState* state : {&host_state_, &device_state_}) {
+    state->exp_avg.zero_();
+    state->exp_avg_sq.zero_();
+  }
+  copy_parameters_to_master();
+  step_count_ = 0;
 }
 
 std::vector<StateSpan> ZeroOptimizer::state_spans() {

@@ -33,7 +33,7 @@ void BenchmarkObserver::backward_done(const data::Batch& batch, const setup::Enc
 }
 
 void BenchmarkObserver::step_ends(int64_t steps_done, const StepTimes& times, const optim::StepResult& result,
-                                  const optim::TransferTimes& transfers) {
+                                  const optim::ZeroOptimizer& optimizer) {
   if (measured(steps_done)) {
     phases_.data_ms = 1000.0 * times.data_seconds;
     for (const auto& m : marks_) {
@@ -44,7 +44,7 @@ void BenchmarkObserver::step_ends(int64_t steps_done, const StepTimes& times, co
     phases_.optimizer_ms = result.times.norm_ms + result.times.update_ms;
     phases_.gather_wait_ms = result.times.gather_wait_ms;
     phases_.step_ms = 1000.0 * times.step_seconds;
-    phases_.transfers = transfers;
+    phases_.transfers = optimizer.transfer_times();
     phases_.samples = times.samples;
     phases_.tokens = times.tokens;
     steps_.push_back(phases_);

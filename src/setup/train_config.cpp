@@ -183,8 +183,13 @@ TrainConfig TrainConfig::from_yaml_text(const std::string& text, const std::stri
   TrainConfig config;
   visit_fields(config, [&](const std::string& key, auto& field) {
     const auto leaf = leaves.find(key);
-    if (leaf == leaves.end()) return;
     using T = std::decay_t<decltype(field)>;
+    if (leaf == leaves.end()) {  // the default: a path relative to the working directory
+      if constexpr (std::is_same_v<T, std::string>) {
+        if (is_path_key(key)) field = absolute_path(field, "");
+      }
+      return;
+    }
     try {
       VT_CHECK(leaf->second.IsScalar(), sources[key], ": key '", key, "' must be a single value");
       field = leaf->second.template as<T>();

@@ -42,7 +42,7 @@ TrainedModel load_trained_model(const std::string& checkpoint, const std::vector
                                 at::Device device, std::optional<at::ScalarType> dtype) {
   const std::string file = resolve_checkpoint(checkpoint);
   std::vector<std::string> settings;
-  const fs::path kept = fs::path(file).parent_path().parent_path() / kRunTokenizerFolder / "tokenizer.json";
+  const fs::path kept = fs::absolute(file).parent_path().parent_path() / kRunTokenizerFolder / "tokenizer.json";
   if (fs::is_regular_file(kept)) settings.push_back("model.tokenizer=" + kept.string());
   settings.insert(settings.end(), overrides.begin(), overrides.end());
   const TrainConfig config = TrainConfig::from_yaml_text(checkpoint::CheckpointStore::read_config(file), file + " (config)", settings);

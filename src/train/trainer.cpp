@@ -84,7 +84,7 @@ StepOutcome Trainer::train_step() {
   share_step_statistics(sums, step);
   step.times = {sums.data_seconds, seconds_since(step_start), sums.samples, sums.tokens};
   step.compute_seconds = sums.compute_seconds;
-  observer_->step_ends(state_.step, step.times, step.result, optimizer_->transfer_times());
+  observer_->step_ends(state_.step, step.times, step.result, *optimizer_);
   return step;
 }
 

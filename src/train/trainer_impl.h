@@ -50,6 +50,7 @@ class Trainer {
 
  private:
   // Setting up (the constructor, in this order).
+  void refuse_an_existing_run() const;
   void keep_tokenizer_copy();
   void build_model_and_data();
   void build_optimizer();

@@ -26,6 +26,7 @@ Trainer::Trainer(const setup::TrainConfig& config, const RunOptions& options, co
       world_(world),
       work_dir_(config_.runtime.work_dir),
       stop_file_(work_dir_ / "STOP") {
+  refuse_an_existing_run();
   keep_tokenizer_copy();
   log::init({world.rank, log::Severity::info, false, (work_dir_ / "train.log").string()});
   comm_ = comm::make_communicator(world, comm::parse_backend(config_.runtime.backend),
@@ -45,11 +46,22 @@ Trainer::Trainer(const setup::TrainConfig& config, const RunOptions& options, co
   }
 }
 
+// A fresh run (no --resume) into a work dir that holds checkpoints would mix two runs: refused before anything there
+// changes.
+void Trainer::refuse_an_existing_run() const {
+  if (!options_.resume.empty()) return;
+  const std::vector<fs::path> existing = checkpoint::CheckpointStore(work_dir_ / "checkpoints", 1).list();
+  VT_CHECK(existing.empty(), config_.runtime.work_dir, " already holds checkpoints of a run (newest ",
+           existing.empty() ? "" : existing.front().string(),
+           "): continue it with --resume auto, or start a new run with another --work-dir");
+}
+
 // The run keeps its own copy of the tokenizer, which its checkpoints name: evaluation and export find it there
-// wherever the original has gone.
+// wherever the original has gone. A resumed run goes on with the copy it made.
 void Trainer::keep_tokenizer_copy() {
   const fs::path copy = work_dir_ / setup::kRunTokenizerFolder;
-  if (world_.rank == 0) {
+  const bool kept = !options_.resume.empty() && fs::is_regular_file(copy / "tokenizer.json");
+  if (world_.rank == 0 && !kept) {
     fs::create_directories(copy);
     text::copy_tokenizer_files(config_.model.tokenizer, copy.string());
   }
@@ -105,13 +117,7 @@ void Trainer::start_or_resume() {
   store_ = std::make_unique<checkpoint::CheckpointStore>(work_dir_ / "checkpoints", config_.train.save_total_limit);
   log_start();
 
-  if (options_.resume.empty()) {
-    const std::vector<fs::path> existing = store_->list();
-    VT_CHECK(existing.empty(), config_.runtime.work_dir, " already holds checkpoints of a run (newest ",
-             existing.empty() ? "" : existing.front().string(),
-             "): continue it with --resume auto, or start a new run with another --work-dir");
-    return;
-  }
+  if (options_.resume.empty()) return;  // refuse_an_existing_run made sure there is nothing to continue
   const auto resumed = store_->resume(options_.resume, *optimizer_, world_, options_.allow_restart);
   if (!resumed) {
     VT_LOG(info) << "no checkpoint in " << store_->directory().string() << ": starting from step 0";

@@ -360,8 +360,12 @@ TEST_F(PackTest, KilledPackLeavesNoCompleteLookingOutput) {
     EXPECT_THROW(PackedDataset{entry.path()}, Error);
   }
   // The next pack removes the killed one's folder (its process is gone) and leaves a running pack's alone.
-  const fs::path running = root_ / "synth.partial-1";  // pid 1 always runs
-  fs::create_directories(running);
+  char host[256] = {0};
+  gethostname(host, sizeof(host) - 1);
+  const std::string running = "synth.partial-" + std::string(host) + "-1";  // pid 1 always runs
+  const std::string elsewhere = "synth.partial-another-host-999999";       // its process cannot be seen from here
+  fs::create_directories(root_ / running);
+  fs::create_directories(root_ / elsewhere);
   PackOptions o;
   o.threads = 1;
   SynthOptions small;
@@ -370,9 +374,12 @@ TEST_F(PackTest, KilledPackLeavesNoCompleteLookingOutput) {
   pack_synthetic(small, out, o);
   for (const auto& entry : fs::directory_iterator(root_)) {
     const std::string name = entry.path().filename().string();
-    if (name.rfind("synth", 0) == 0) EXPECT_TRUE(name == "synth" || name == "synth.partial-1") << "left: " << name;
+    if (name.rfind("synth", 0) == 0) {
+      EXPECT_TRUE(name == "synth" || name == running || name == elsewhere) << "left: " << name;
+    }
   }
-  EXPECT_TRUE(fs::is_directory(running));
+  EXPECT_TRUE(fs::is_directory(root_ / running));
+  EXPECT_TRUE(fs::is_directory(root_ / elsewhere));
 }
 
 // ---- the reader refuses shards that disagree with their manifest -------------------------------------

@@ -142,6 +142,9 @@ class ZeroOptimizer {
   // After the spans were filled from a checkpoint: writes the master weights into the model's parameters on
   // every rank (collective).
   void publish_master_weights();
+  // After spans were filled from a checkpoint that then failed its checks: the state of a new optimizer again
+  // (master weights from the model's parameters, which only publish_master_weights changes; zero moments; step 0).
+  void reset_state();
 
   // Memory this rank holds for training state, in bytes (for the memory plan).
   struct Footprint {
@@ -163,6 +166,7 @@ class ZeroOptimizer {
   void launch_reduction(int bucket);
   void launch_ready_reductions();
   void check_grads_alias() const;
+  void copy_parameters_to_master();
   // Where the state of shard range [offset, offset + numel) lives: a host piece, then a device piece.
   struct StatePiece {
     bool host;

@@ -24,7 +24,7 @@ class BenchmarkObserver : public StepObserver {
   void forward_done() override;
   void backward_done(const data::Batch& batch, const setup::EncodedBatch& encoded) override;
   void step_ends(int64_t steps_done, const StepTimes& times, const optim::StepResult& result,
-                 const optim::TransferTimes& transfers) override;
+                 const optim::ZeroOptimizer& optimizer) override;
   bool ends_run(int64_t steps_done) const override { return steps_done == end_; }
 
   // Collective over WORLD: ends the profile (its table logged, the Chrome trace written to TRACE_FILE) and

@@ -24,8 +24,9 @@ class StepObserver {
   virtual void micro_step_begins() {}
   virtual void forward_done() {}
   virtual void backward_done(const data::Batch& batch, const setup::EncodedBatch& encoded) {}
+  // OPTIMIZER: for its transfer times, which wait for the step's transfers (read them only where measuring).
   virtual void step_ends(int64_t steps_done, const StepTimes& times, const optim::StepResult& result,
-                         const optim::TransferTimes& transfers) {}
+                         const optim::ZeroOptimizer& optimizer) {}
   // True once the observer has seen every step it wanted: the loop ends there, without saving.
   virtual bool ends_run(int64_t steps_done) const { return false; }
 };
