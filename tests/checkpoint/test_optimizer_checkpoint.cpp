@@ -9,6 +9,7 @@
 
 #include "vesseltune/core/check.h"
 #include "vesseltune/checkpoint/optimizer_checkpoint.h"
+#include "hdf5_damage.h"
 #include "zero_test_model.h"
 
 using namespace vesseltune;
@@ -153,18 +154,8 @@ TEST(OptimizerCheckpointFile, NonFiniteValuesThatTheChecksumPassesAreRefusedByTe
   const TensorSlot& last = again.layout().slots().back();  // canonical order: registration order
   if (world.rank == 0) {
     for (const char* field : {"optimizer/exp_avg", "optimizer/master"}) {
-      const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-      const hid_t dataset = H5Dopen2(file, field, H5P_DEFAULT);
-      const hid_t space = H5Dget_space(dataset);
-      const hsize_t start = static_cast<hsize_t>(last.canonical_offset + 1), count = 1;
-      H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &count, nullptr);
-      const hid_t memory = H5Screate_simple(1, &count, nullptr);
-      const float nan = std::numeric_limits<float>::quiet_NaN();
-      EXPECT_GE(H5Dwrite(dataset, H5T_NATIVE_FLOAT, memory, space, H5P_DEFAULT, &nan), 0);
-      H5Sclose(memory);
-      H5Sclose(space);
-      H5Dclose(dataset);
-      H5Fclose(file);
+      EXPECT_TRUE(overwrite_float(path, field, static_cast<hsize_t>(last.canonical_offset + 1),
+                                  std::numeric_limits<float>::quiet_NaN()));
     }
   }
   MPI_Barrier(world.comm);

@@ -2,7 +2,6 @@
 // the model's, the loss goes down, a stopped and resumed run logs exactly the losses of one that never stopped,
 // resuming at another world size continues where the data stood, and a damaged newest checkpoint is skipped.
 #include <gtest/gtest.h>
-#include <hdf5.h>
 #include <mpi.h>
 
 #include <filesystem>
@@ -11,6 +10,7 @@
 #include <numeric>
 
 #include "error_message.h"
+#include "hdf5_damage.h"
 #include "vesseltune/comm/world.h"
 #include "vesseltune/core/remove_tree.h"
 #include "vesseltune/data/packer.h"
@@ -251,18 +251,8 @@ TEST_F(TrainerTest, EveryCheckpointDamagedStopsResumeAutoUnlessARestartIsAllowed
   if (world().rank == 0) {
     // step 3: cut short; step 6: a NaN in its last field, found after the other fields were read into the optimizer.
     std::ofstream(dir / "checkpoints" / names[0], std::ios::trunc) << "HDF";
-    const hid_t file = H5Fopen((dir / "checkpoints" / names[1]).c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-    const hid_t dataset = H5Dopen2(file, "optimizer/exp_avg_sq", H5P_DEFAULT);
-    const hid_t space = H5Dget_space(dataset);
-    const hsize_t start = 0, count = 1;
-    H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &count, nullptr);
-    const hid_t memory = H5Screate_simple(1, &count, nullptr);
-    const float nan = std::numeric_limits<float>::quiet_NaN();
-    EXPECT_GE(H5Dwrite(dataset, H5T_NATIVE_FLOAT, memory, space, H5P_DEFAULT, &nan), 0);
-    H5Sclose(memory);
-    H5Sclose(space);
-    H5Dclose(dataset);
-    H5Fclose(file);
+    EXPECT_TRUE(testing_support::overwrite_float((dir / "checkpoints" / names[1]).string(), "optimizer/exp_avg_sq", 0,
+                                                 std::numeric_limits<float>::quiet_NaN()));
   }
   MPI_Barrier(MPI_COMM_WORLD);
   const std::string message = testing_support::error_message([&] { run(config(dir, 6), {"auto", 0}); });
