@@ -89,7 +89,7 @@ void write_contact_sheet(const std::vector<metrics::ImageMetrics>& images, int p
 }
 
 // One image: its mask on disk and, with ground truth, its overlay and metrics in MINE.
-void evaluate_image(const eval::EvalImage& image, int64_t index, const at::Tensor& probability,
+void score_image(const eval::EvalImage& image, int64_t index, const at::Tensor& probability,
                     const eval::ImageSource& source, const Arguments& args, RankResults& mine) {
   const fs::path out(args.out);
   const at::Tensor predicted = metrics::vessel_mask(probability, args.threshold);
@@ -117,7 +117,7 @@ RankResults evaluate_my_images(eval::Segmenter& segmenter, const eval::ImageSour
     if (segmenter.answers_without_seg() > without_seg) {
       VT_LOG(warning) << image.name << ": the generated answer has no [SEG]; scored as an empty mask";
     }
-    evaluate_image(image, index, probability, source, args, mine);
+    score_image(image, index, probability, source, args, mine);
     ++done;
     if (world.rank == 0 && (done % 10 == 0 || index + world.size >= source.size())) {
       const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -182,8 +182,9 @@ std::vector<std::string> load_trained_weights(const std::string& path, torch::nn
              " in the checkpoint but ", parameter->sizes(), " in this model (another model preset or LoRA setting?)");
     at::Tensor values = at::empty(shape, at::kFloat);
     transfer(master.get(), tensor.at("offset").get<int64_t>(), values.view({-1}), false, path + ": optimizer/master");
-    VT_CHECK(at::isfinite(values).all().item<bool>(), path, ": optimizer/master: trained tensor '", name, "' holds ",
-             at::isfinite(values).logical_not().sum().item<int64_t>(), " non-finite value(s): the checkpoint is damaged");
+    const int64_t non_finite = at::isfinite(values).logical_not().sum().item<int64_t>();
+    VT_CHECK(non_finite == 0, path, ": optimizer/master: trained tensor '", name, "' holds ", non_finite,
+             " non-finite value(s): the checkpoint is damaged");
     parameter->copy_(values);
     loaded.push_back(name);
   }

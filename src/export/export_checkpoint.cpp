@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <fstream>
 #include <map>
 
 #include "vesseltune/core/atomic_file.h"
@@ -28,14 +27,6 @@ using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
 
 // transformers wants it in every safetensors header ("pt": PyTorch tensors).
 const std::map<std::string, std::string> kMetadata = {{"format", "pt"}};
-
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  VT_CHECK(out.good(), "cannot write '", path.string(), "'");
-  out << text;
-  out.close();
-  VT_CHECK(out.good(), "writing '", path.string(), "' failed (disk full?)");
-}
 
 // config.json's dtype: the one that holds most of the weights' bytes.
 std::string config_dtype(const NamedTensors& tensors) {
@@ -66,7 +57,7 @@ int64_t write_merged(setup::TrainedModel& trained, const WeightDtypes& dtypes, c
   const NamedTensors tensors = merged_weights(*trained.model, dtypes);
   io::save_safetensors_sharded(folder.string(), tensors, options.max_shard_bytes, kMetadata);
   if (config.model.config_json.empty()) {
-    write_text(folder / "config.json", trained.shapes.sa2va.to_json(config_dtype(tensors)));
+    write_text_file_atomically((folder / "config.json").string(), trained.shapes.sa2va.to_json(config_dtype(tensors)));
   } else {
     // The real checkpoint's config describes this model (model_shapes read it) and has what we do not know.
     const fs::path source = fs::is_directory(config.model.config_json) ? fs::path(config.model.config_json) / "config.json"
@@ -121,7 +112,7 @@ ExportSummary export_checkpoint(const ExportOptions& options) {
   torch::NoGradGuard no_grad;
   summary.tensors = options.format == ExportFormat::merged ? write_merged(trained, dtypes, options, folder.staging())
                                                            : write_peft(trained, dtypes, folder.staging());
-  write_text(folder.staging() / setup::kExportedConfigName, trained.config.to_yaml());
+  write_text_file_atomically((folder.staging() / setup::kExportedConfigName).string(), trained.config.to_yaml());
   for (const auto& entry : fs::directory_iterator(folder.staging())) {
     summary.files.push_back(entry.path().filename().string());
     summary.bytes += fs::file_size(entry.path());
