@@ -4,7 +4,6 @@
 // OUT/metrics_per_image.csv, OUT/metrics_summary.csv, OUT/metrics.h5, and OUT/contact_sheet.png with the worst and
 // the best images by Dice in the FOV.
 #include <CLI/CLI.hpp>
-#include <mpi.h>
 
 #include <algorithm>
 #include <chrono>
@@ -47,23 +46,10 @@ struct RankResults {
   metrics::RegionHistograms histograms;
 };
 
-// Concatenates every rank's VALUES on rank 0 (MPI_Gatherv); other ranks get an empty vector.
-template <typename T>
-std::vector<T> gather(const std::vector<T>& values, MPI_Datatype type, const comm::World& world) {
-  const int count = static_cast<int>(values.size());
-  std::vector<int> counts(world.size), offsets(world.size);
-  MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, world.comm);
-  std::exclusive_scan(counts.begin(), counts.end(), offsets.begin(), 0);
-  std::vector<T> all(world.rank == 0 ? static_cast<size_t>(offsets.back() + counts.back()) : 0);
-  MPI_Gatherv(values.data(), count, type, all.data(), counts.data(), offsets.data(), type, 0, world.comm);
-  return all;
-}
-
-void sum_histograms(metrics::RegionHistograms& histograms, const comm::World& world) {
+void sum_histograms(metrics::RegionHistograms& histograms, comm::Communicator& comm) {
   for (auto& h : histograms) {
     for (auto* bins : {&h.vessel, &h.background}) {
-      MPI_Reduce(world.rank == 0 ? MPI_IN_PLACE : bins->data(), bins->data(), static_cast<int>(bins->size()), MPI_INT64_T,
-                 MPI_SUM, 0, world.comm);
+      comm.all_reduce_host(*bins, comm::Communicator::Reduction::sum, "eval: score histograms");
     }
   }
 }
@@ -129,13 +115,14 @@ RankResults evaluate_my_images(eval::Segmenter& segmenter, const eval::ImageSour
 }
 
 // Every rank's metrics on rank 0, back in the source's order (other ranks: an empty accumulator).
-metrics::MetricsAccumulator gather_metrics(RankResults& mine, const comm::World& world) {
-  const std::vector<double> indices = gather(mine.indices, MPI_DOUBLE, world);
-  const std::vector<double> packed = gather(mine.packed, MPI_DOUBLE, world);
-  const std::vector<char> names = gather(std::vector<char>(mine.names.begin(), mine.names.end()), MPI_CHAR, world);
-  sum_histograms(mine.histograms, world);
+metrics::MetricsAccumulator gather_metrics(RankResults& mine, comm::Communicator& comm) {
+  const std::vector<double> indices = comm.gather_host(mine.indices, 0, "eval: image indices");
+  const std::vector<double> packed = comm.gather_host(mine.packed, 0, "eval: image metrics");
+  const std::vector<char> names =
+      comm.gather_host(std::vector<char>(mine.names.begin(), mine.names.end()), 0, "eval: image names");
+  sum_histograms(mine.histograms, comm);
   metrics::MetricsAccumulator accumulator;
-  if (world.rank != 0) return accumulator;
+  if (comm.rank() != 0) return accumulator;
   std::vector<std::string> all_names;
   std::istringstream lines(std::string(names.begin(), names.end()));
   for (std::string name; std::getline(lines, name);) all_names.push_back(name);
@@ -165,14 +152,13 @@ void write_reports(const metrics::MetricsAccumulator& accumulator, const std::st
 
 int evaluate(const Arguments& args, const comm::World& world) {
   const fs::path out(args.out);
+  const auto comm = comm::make_communicator(world, comm::Backend::automatic, std::chrono::minutes(10));
   if (world.rank == 0) {
     fs::create_directories(out / "masks");
     fs::create_directories(out / "overlays");
   }
-  MPI_Barrier(world.comm);
+  comm->barrier("eval: output folder");
   log::init({world.rank, log::Severity::info, false, (out / "eval.log").string()});
-
-  const auto comm = comm::make_communicator(world, comm::Backend::automatic, std::chrono::minutes(10));
   const setup::TrainedModel model = args.checkpoint.empty()
                                         ? setup::load_merged_model(args.weights, args.overrides, comm->device())
                                         : setup::load_trained_model(args.checkpoint, args.overrides, comm->device());
@@ -183,14 +169,14 @@ int evaluate(const Arguments& args, const comm::World& world) {
 
   RankResults mine = evaluate_my_images(segmenter, source, args, world);
   if (!source.labelled()) {
-    MPI_Barrier(world.comm);
+    comm->barrier("eval: every mask written");
     VT_LOG(info) << "no ground truth in " << args.data << ": masks written to " << (out / "masks").string()
                  << ", nothing scored";
     return 0;
   }
-  const metrics::MetricsAccumulator accumulator = gather_metrics(mine, world);
-  const std::vector<double> without_seg =
-      gather(std::vector<double>{static_cast<double>(segmenter.answers_without_seg())}, MPI_DOUBLE, world);
+  const metrics::MetricsAccumulator accumulator = gather_metrics(mine, *comm);
+  const std::vector<double> without_seg = comm->gather_host(
+      std::vector<double>{static_cast<double>(segmenter.answers_without_seg())}, 0, "eval: answers without [SEG]");
   if (world.rank != 0) return 0;
   if (args.segmenter.generate) {
     VT_LOG(info) << "generated answers without [SEG] (scored as empty masks): "

@@ -123,7 +123,9 @@ std::vector<fs::path> CheckpointStore::list() const {
 }
 
 fs::path CheckpointStore::save(const TrainerState& state, const std::string& config_yaml,
-                               optim::ZeroOptimizer& optimizer, const comm::World& world) {
+                               optim::ZeroOptimizer& optimizer) {
+  comm::Communicator& comm = optimizer.communicator();
+  const comm::World& world = comm.world();
   const fs::path final_path = directory_ / checkpoint_name(state.step);
   const fs::path temporary = temporary_path_for(final_path.string());
   if (world.rank == 0) {
@@ -134,13 +136,13 @@ fs::path CheckpointStore::save(const TrainerState& state, const std::string& con
     }
     create_file(temporary, state, config_yaml);
   }
-  MPI_Barrier(world.comm);
-  write_optimizer_state(temporary.string(), optimizer, world);  // collective; ends with a barrier
+  comm.barrier("checkpoint save: file created");
+  write_optimizer_state(temporary.string(), optimizer);  // collective; ends with a barrier
   if (world.rank == 0) {
     rename_into_place(temporary.string(), final_path.string());  // the name appears complete or not at all
     prune();
   }
-  MPI_Barrier(world.comm);
+  comm.barrier("checkpoint save: in place");
   return final_path;
 }
 
@@ -164,10 +166,26 @@ void CheckpointStore::prune() const {
   }
 }
 
+// Rank 0's list on every rank: a shared file system may show a new file to some ranks before others, and every rank
+// must try the same candidates in the same order (each try is collective).
+std::vector<fs::path> CheckpointStore::listed_on_rank0(comm::Communicator& comm) const {
+  std::string names;
+  if (comm.rank() == 0) {
+    for (const fs::path& path : list()) names += path.string() + '\n';
+  }
+  std::vector<char> shared(names.begin(), names.end());
+  comm.broadcast_host(shared, 0, "checkpoint list of rank 0");
+  std::vector<fs::path> paths;
+  std::istringstream lines(std::string(shared.begin(), shared.end()));
+  for (std::string line; std::getline(lines, line);) paths.emplace_back(line);
+  return paths;
+}
+
 std::optional<ResumedCheckpoint> CheckpointStore::resume(const std::string& which, optim::ZeroOptimizer& optimizer,
-                                                         const comm::World& world, bool allow_restart) {
+                                                         bool allow_restart) {
+  comm::Communicator& comm = optimizer.communicator();
   const bool automatic = which == "auto";
-  const std::vector<fs::path> candidates = automatic ? list() : std::vector<fs::path>{fs::path(which)};
+  const std::vector<fs::path> candidates = automatic ? listed_on_rank0(comm) : std::vector<fs::path>{fs::path(which)};
   std::vector<std::pair<fs::path, std::string>> failures;
   for (const fs::path& path : candidates) {
     std::string failure;
@@ -178,9 +196,9 @@ std::optional<ResumedCheckpoint> CheckpointStore::resume(const std::string& whic
       failure = e.what();
     }
     // Every rank reads the same shared file, but a damaged one may fail on some ranks only: agree first.
-    if (world.first_failed_rank(!failure.empty()) < 0) {
+    if (comm.first_failed_rank(!failure.empty(), "checkpoint read: agreeing on " + path.string()) < 0) {
       try {
-        read_optimizer_state(path.string(), optimizer, world);  // collective; ranks agree on failure inside
+        read_optimizer_state(path.string(), optimizer);  // collective; ranks agree on failure inside
         return ResumedCheckpoint{state, path};
       } catch (const Error& e) {
         failure = e.what();
@@ -189,25 +207,25 @@ std::optional<ResumedCheckpoint> CheckpointStore::resume(const std::string& whic
       failure = "checkpoint '" + path.string() + "' could not be read on another rank";
     }
     VT_CHECK(automatic, "--resume ", which, ": ", failure);
-    if (world.rank == 0) VT_LOG(warning) << "skipping checkpoint " << path.string() << ": " << failure;
+    if (comm.rank() == 0) VT_LOG(warning) << "skipping checkpoint " << path.string() << ": " << failure;
     failures.emplace_back(path, failure);
   }
   if (!failures.empty()) {
-    handle_all_damaged(failures, world, allow_restart);
+    handle_all_damaged(failures, comm, allow_restart);
     optimizer.reset_state();  // a failed read may have filled part of it
   }
   return std::nullopt;
 }
 
 void CheckpointStore::handle_all_damaged(const std::vector<std::pair<fs::path, std::string>>& failures,
-                                         const comm::World& world, bool allow_restart) const {
+                                         comm::Communicator& comm, bool allow_restart) const {
   if (!allow_restart) {
     std::ostringstream list;
     for (const auto& [path, why] : failures) list << "\n  " << path.string() << ": " << why;
     VT_FAIL("--resume auto: every checkpoint in ", directory_.string(), " is damaged; nothing was changed:", list.str(),
             "\nrestore one, or start over from step 0 with --allow-restart (which sets these aside as *.damaged)");
   }
-  if (world.rank == 0) {
+  if (comm.rank() == 0) {
     for (const auto& [path, why] : failures) {
       const std::string aside = path.string() + ".damaged";
       VT_CHECK(std::rename(path.c_str(), aside.c_str()) == 0, "cannot set aside the damaged checkpoint ",
@@ -215,7 +233,7 @@ void CheckpointStore::handle_all_damaged(const std::vector<std::pair<fs::path, s
       VT_LOG(warning) << "set aside damaged checkpoint " << path.string() << " as " << aside;
     }
   }
-  MPI_Barrier(world.comm);
+  comm.barrier("checkpoints set aside");
   VT_LOG(warning) << "--allow-restart: every checkpoint was damaged; starting over from step 0";
 }
 

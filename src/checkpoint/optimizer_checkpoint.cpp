@@ -104,7 +104,9 @@ void read_spans(const std::string& path, optim::ZeroOptimizer& optimizer) {
 
 }  // namespace
 
-void write_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer, const comm::World& world) {
+void write_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer) {
+  comm::Communicator& comm = optimizer.communicator();
+  const comm::World& world = comm.world();
   const int64_t numel = optimizer.layout().canonical_numel();
   if (world.rank == 0) {
     Handle file = open_file(path, H5F_ACC_RDWR);
@@ -125,7 +127,7 @@ void write_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimi
     }
     VT_CHECK(file.close(), path, ": closing after creating the optimizer datasets failed");
   }
-  MPI_Barrier(world.comm);
+  comm.barrier("checkpoint: optimizer datasets created");
   // Serial HDF5: one writer at a time. With stage 0 every rank holds everything; rank 0 writes it.
   for (int writer = 0; writer < world.size; ++writer) {
     if (writer == world.rank && (writer == 0 || !optimizer.state_replicated())) {
@@ -139,11 +141,12 @@ void write_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimi
       }
       VT_CHECK(file.close(), path, ": closing after writing ", world.describe(world.rank), "'s state failed");
     }
-    MPI_Barrier(world.comm);
+    comm.barrier("checkpoint: " + world.describe(writer) + " wrote its optimizer state");
   }
 }
 
-void read_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer, const comm::World& world) {
+void read_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer) {
+  comm::Communicator& comm = optimizer.communicator();
   // Reading may fail on some ranks only (a damaged chunk holds only some ranks' spans): agree first, so that no
   // rank enters the collective publish below while another has given up.
   std::string failure;
@@ -152,13 +155,13 @@ void read_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimiz
   } catch (const std::exception& error) {
     failure = error.what();
   }
-  const int failed_rank = world.first_failed_rank(!failure.empty());
+  const int failed_rank = comm.first_failed_rank(!failure.empty(), "checkpoint read: agreeing on " + path);
   if (failed_rank >= 0) {
     VT_CHECK(failure.empty(), failure);
-    VT_FAIL("checkpoint '", path, "' could not be read on ", world.describe(failed_rank));
+    VT_FAIL("checkpoint '", path, "' could not be read on ", comm.world().describe(failed_rank));
   }
   optimizer.publish_master_weights();
-  MPI_Barrier(world.comm);
+  comm.barrier("checkpoint read: weights published");
 }
 
 std::vector<std::string> load_trained_weights(const std::string& path, torch::nn::Module& module) {

@@ -15,25 +15,17 @@ uint64_t stable_hash(const std::string& text) {
   return hash;
 }
 
-void verify_fingerprint(const World& world, Fingerprint fingerprint) {
+void verify_fingerprint(Communicator& comm, Fingerprint fingerprint) {
+  const World& world = comm.world();
   fingerprint.add("world size", std::to_string(world.size));
   const auto& fields = fingerprint.fields();
-
-  // The number of fields first: a rank built from other code would otherwise desynchronise the gather.
-  const int count = static_cast<int>(fields.size());
-  std::vector<int> counts(world.size);
-  MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, world.comm);
-  for (int r = 0; r < world.size; ++r) {
-    VT_CHECK(counts[r] == counts[0], "fingerprint mismatch: ", world.describe(r), " has ", counts[r],
-             " fields, rank 0 has ", counts[0], " (different vesseltune builds?)");
-  }
-
+  const size_t count = fields.size();
   std::vector<uint64_t> mine(count);
-  for (int f = 0; f < count; ++f) mine[f] = stable_hash(fields[f].first + '\0' + fields[f].second);
-  std::vector<uint64_t> all(static_cast<size_t>(count) * world.size);
-  MPI_Allgather(mine.data(), count, MPI_UINT64_T, all.data(), count, MPI_UINT64_T, world.comm);
+  for (size_t f = 0; f < count; ++f) mine[f] = stable_hash(fields[f].first + '\0' + fields[f].second);
+  // A rank built from other code has another number of fields: the gather names it.
+  const std::vector<uint64_t> all = comm.all_gather_host(mine, "fingerprint mismatch (different vesseltune builds?)");
   for (int r = 1; r < world.size; ++r) {
-    for (int f = 0; f < count; ++f) {
+    for (size_t f = 0; f < count; ++f) {
       if (all[static_cast<size_t>(r) * count + f] != all[f]) {
         std::string detail;
         if (world.rank == r || world.rank == 0) {

@@ -3,9 +3,8 @@
 #include <c10/util/BFloat16.h>
 
 #include <chrono>
-#include <cstring>
-#include <limits>
 
+#include "mpi_check.h"
 #include "vesseltune/comm/watchdog.h"
 #include "vesseltune/core/check.h"
 
@@ -43,21 +42,6 @@ MPI_Datatype mpi_type(at::ScalarType dtype) {
     case at::kLong: return MPI_INT64_T;
     default: VT_FAIL("no MPI type for ", dtype);
   }
-}
-
-void check_mpi(int code, const std::string& what) {
-  if (code == MPI_SUCCESS) return;
-  char text[MPI_MAX_ERROR_STRING] = {};
-  int length = 0;
-  MPI_Error_string(code, text, &length);
-  VT_FAIL(what, " failed: ", std::string(text, length));
-}
-
-// MPI counts are int; our buckets can be larger.
-int mpi_count(int64_t numel, const std::string& label) {
-  VT_CHECK(numel <= std::numeric_limits<int>::max(), label, ": ", numel,
-           " elements exceed MPI's int count; lower the bucket size");
-  return static_cast<int>(numel);
 }
 
 }  // namespace
@@ -136,11 +120,6 @@ WorkPtr MpiCommunicator::broadcast(at::Tensor& tensor, int root, const std::stri
                       world_.comm),
             label);
   return std::make_shared<CompletedWork>(started);
-}
-
-void MpiCommunicator::barrier(const std::string& label) {
-  CollectiveWatchdog::Scope watch(watchdog_.get(), watch_label(label));
-  check_mpi(MPI_Barrier(world_.comm), label);
 }
 
 WorkPtr MpiCommunicator::copy(at::Tensor& destination, const at::Tensor& source, const Work*) {

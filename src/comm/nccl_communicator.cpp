@@ -194,19 +194,6 @@ WorkPtr NcclCommunicator::broadcast(at::Tensor& tensor, int root, const std::str
   return work;
 }
 
-void NcclCommunicator::barrier(const std::string& label) {
-  // A one-element all-reduce on the GPU, waited for by the host: every rank has reached this point.
-  float* token = nullptr;
-  check_cuda(cudaMalloc(&token, sizeof(float)), "cudaMalloc");
-  state_->order(state_->comm_stream, nullptr);
-  auto work = std::make_shared<StreamWork>(state_->comm_stream);
-  check_nccl(ncclAllReduce(token, token, 1, ncclFloat32, ncclSum, state_->comm, state_->comm_stream), label);
-  work->finish();
-  if (watchdog_) watchdog_->watch(work, watch_label(label));
-  work->synchronize();
-  cudaFree(token);
-}
-
 WorkPtr NcclCommunicator::copy(at::Tensor& destination, const at::Tensor& source, const Work* after) {
   VT_CHECK(destination.nbytes() == source.nbytes() && destination.scalar_type() == source.scalar_type(),
            "copy: destination and source differ in size or dtype");

@@ -52,12 +52,6 @@ World World::subset(bool keep) const {
   return World::of(sub);
 }
 
-int World::first_failed_rank(bool failed) const {
-  int rank_or_size = failed ? rank : size;
-  MPI_Allreduce(MPI_IN_PLACE, &rank_or_size, 1, MPI_INT, MPI_MIN, comm);
-  return rank_or_size < size ? rank_or_size : -1;
-}
-
 std::string World::describe(int of_rank) const {
   std::string text = "rank " + std::to_string(of_rank);
   if (of_rank >= 0 && of_rank < static_cast<int>(hosts.size())) text += " (" + hosts[of_rank] + ")";

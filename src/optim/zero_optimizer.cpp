@@ -148,7 +148,7 @@ ZeroOptimizer::ZeroOptimizer(std::vector<NamedParameter> parameters, std::vector
   identity.add("trainable tensors", describe_tensors(parameters_));
   identity.add("bucket layout", layout_.describe());
   identity.add("optimizer", config_.describe());
-  comm::verify_fingerprint(comm_.world(), identity);
+  comm::verify_fingerprint(comm_, identity);
 
   sharded_ = config_.stage >= 1;
   const int64_t shard = layout_.shard_numel();
@@ -434,9 +434,7 @@ StepResult ZeroOptimizer::step(double lr) {
     boundary_ = false;
   }
   if (overlap_) {  // every rank reduces again a bucket that went out before a gradient on any rank
-    VT_CHECK(MPI_Allreduce(MPI_IN_PLACE, reduce_again_.data(), static_cast<int>(reduce_again_.size()), MPI_UNSIGNED_CHAR,
-                           MPI_MAX, comm_.world().comm) == MPI_SUCCESS,
-             "MPI_Allreduce of the buckets to reduce again failed on rank ", comm_.rank());
+    comm_.all_reduce_host(reduce_again_, comm::Communicator::Reduction::max, "buckets to reduce again");
     for (int b = 0; b < dense_buckets_; ++b) {
       if (reduce_again_[b]) launch_reduction(b);
     }
@@ -457,7 +455,7 @@ StepResult ZeroOptimizer::step(double lr) {
   }
   result.times.reduce_wait_ms = elapsed_ms(started);
 
-  // 2. Global norm of the averaged gradient: local sum of squares, one scalar all-reduce (through MPI: this is
+  // 2. Global norm of the averaged gradient: local sum of squares, one scalar all-reduce (a host collective: this is
   // host-side coordination, whatever the backend of the gradients).
   started = Clock::now();
   // From a GPU the whole shard is summed there, the host part included (its copy out came from there): the host's
@@ -470,7 +468,7 @@ StepResult ZeroOptimizer::step(double lr) {
   }
   if (host_summed < shard) sum_of_squares += sum_of_squares_device(grad_shard_.narrow(0, host_summed, shard - host_summed));
   if (sharded_) {
-    MPI_Allreduce(MPI_IN_PLACE, &sum_of_squares, 1, MPI_DOUBLE, MPI_SUM, comm_.world().comm);
+    sum_of_squares = comm_.all_reduce_host(sum_of_squares, comm::Communicator::Reduction::sum, "gradient norm");
   }
   const double world = comm_.size();
   result.grad_norm = std::sqrt(sum_of_squares) / world;
@@ -679,9 +677,7 @@ void ZeroOptimizer::find_rows_in_use() {
         if ((mp[i] != 0.0f || vp[i] != 0.0f) && element < slot.numel) used[element / columns] = 1;
       }
     }
-    VT_CHECK(MPI_Allreduce(MPI_IN_PLACE, used.data(), static_cast<int>(used.size()), MPI_UNSIGNED_CHAR, MPI_MAX,
-                           comm_.world().comm) == MPI_SUCCESS,
-             "MPI_Allreduce of the rows in use of '", slot.name, "' failed on rank ", comm_.rank());
+    comm_.all_reduce_host(used, comm::Communicator::Reduction::max, "rows in use of '" + slot.name + "'");
   }
 }
 

@@ -53,7 +53,7 @@ void BenchmarkObserver::step_ends(int64_t steps_done, const StepTimes& times, co
 }
 
 BenchmarkResult BenchmarkObserver::finish(const BenchmarkSetup& setup, const setup::ModelShapes& shapes,
-                                          const comm::World& world, const std::string& trace_file) {
+                                          comm::Communicator& comm, const std::string& trace_file) {
   const double gpu_gib = device_peak_allocated_gib(device_);
   if (profiling_) {
     const compat::ProfiledRun run = compat::stop_op_profiler(trace_file);
@@ -62,7 +62,7 @@ BenchmarkResult BenchmarkObserver::finish(const BenchmarkSetup& setup, const set
                  << (run.trace_error.empty() ? "  trace: " + trace_file : "  no trace: " + run.trace_error);
   }
   return summarize_benchmark(steps_, setup, shapes, gpu_gib, device_peak_reserved_gib(device_), resident_host_gib(),
-                             world);
+                             comm);
 }
 
 }  // namespace vesseltune::perf

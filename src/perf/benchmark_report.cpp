@@ -43,10 +43,8 @@ const Phase kPhases[] = {
 constexpr int kPhaseCount = sizeof(kPhases) / sizeof(kPhases[0]);
 constexpr int kStep = 7;  // index of "step"
 
-std::vector<double> gather_to_all(double value, const comm::World& world) {
-  std::vector<double> values(world.size);
-  MPI_Allgather(&value, 1, MPI_DOUBLE, values.data(), 1, MPI_DOUBLE, world.comm);
-  return values;
+std::vector<double> gather_to_all(double value, comm::Communicator& comm, const std::string& what) {
+  return comm.all_gather_host(std::vector<double>{value}, "benchmark report: " + what);
 }
 
 std::string list(const std::vector<double>& values) {
@@ -58,8 +56,8 @@ std::string list(const std::vector<double>& values) {
 
 // Everything the summary reports, the same on every rank.
 struct Figures {
-  double phase_ms[kPhaseCount];   // the slowest rank's median per phase
-  double counts[4];               // samples, tiles, tokens, labelled tokens over all ranks and measured steps
+  std::vector<double> phase_ms = std::vector<double>(kPhaseCount);  // the slowest rank's median per phase
+  std::vector<double> counts = std::vector<double>(4);  // samples, tiles, tokens, labelled tokens: all ranks, steps
   size_t steps = 0;
   double samples_per_s = 0, tokens_per_s = 0, tflops_per_gpu = 0, mfu = 0;
   double optimizer_exposed_ms = 0, rank_wait_ms = 0;
@@ -69,17 +67,17 @@ struct Figures {
   double per_sample(int count) const { return counts[count] / counts[0]; }
 };
 
-void slowest_rank_medians(const std::vector<StepPhases>& steps, const comm::World& world, Figures& f) {
+void slowest_rank_medians(const std::vector<StepPhases>& steps, comm::Communicator& comm, Figures& f) {
   for (int p = 0; p < kPhaseCount; ++p) {
     std::vector<double> values;
     for (const StepPhases& s : steps) values.push_back(kPhases[p].get(s));
     f.phase_ms[p] = median(values);
   }
-  MPI_Allreduce(MPI_IN_PLACE, f.phase_ms, kPhaseCount, MPI_DOUBLE, MPI_MAX, world.comm);
+  comm.all_reduce_host(f.phase_ms, comm::Communicator::Reduction::max, "benchmark report: phases");
 }
 
 // Work per step over all ranks, from this rank's counts (every rank sees equal micro-batches).
-void work_done(const std::vector<StepPhases>& steps, const comm::World& world, Figures& f) {
+void work_done(const std::vector<StepPhases>& steps, comm::Communicator& comm, Figures& f) {
   for (double& count : f.counts) count = 0;
   for (const StepPhases& s : steps) {
     f.counts[0] += static_cast<double>(s.samples);
@@ -87,7 +85,7 @@ void work_done(const std::vector<StepPhases>& steps, const comm::World& world, F
     f.counts[2] += static_cast<double>(s.tokens);
     f.counts[3] += static_cast<double>(s.labelled_tokens);
   }
-  MPI_Allreduce(MPI_IN_PLACE, f.counts, 4, MPI_DOUBLE, MPI_SUM, world.comm);
+  comm.all_reduce_host(f.counts, comm::Communicator::Reduction::sum, "benchmark report: work done");
 }
 
 // The exposed optimizer phase of one step is that of the rank on its critical path: every rank waits for the
@@ -95,15 +93,15 @@ void work_done(const std::vector<StepPhases>& steps, const comm::World& world, F
 // the difference waiting there. Per step, the rank that waited least (the minimum over ranks of reduce wait +
 // optimizer + gather wait) is the critical one; the maximum minus it is time spent waiting for slower ranks.
 // (Summing the per-phase maxima would add up waits of different ranks.)
-void critical_path(const std::vector<StepPhases>& steps, const comm::World& world, Figures& f) {
+void critical_path(const std::vector<StepPhases>& steps, comm::Communicator& comm, Figures& f) {
   const int n = static_cast<int>(steps.size());
-  std::vector<double> exposed(steps.size()), all(steps.size() * static_cast<size_t>(world.size));
+  std::vector<double> exposed(steps.size());
   for (int i = 0; i < n; ++i) exposed[i] = steps[i].reduce_wait_ms + steps[i].optimizer_ms + steps[i].gather_wait_ms;
-  MPI_Allgather(exposed.data(), n, MPI_DOUBLE, all.data(), n, MPI_DOUBLE, world.comm);
+  const std::vector<double> all = comm.all_gather_host(exposed, "benchmark report: critical path");
   std::vector<double> critical(steps.size()), skew(steps.size());
   for (int i = 0; i < n; ++i) {
     double lo = all[static_cast<size_t>(i)], hi = lo;
-    for (int r = 1; r < world.size; ++r) {
+    for (int r = 1; r < comm.size(); ++r) {
       lo = std::min(lo, all[static_cast<size_t>(r) * n + i]);
       hi = std::max(hi, all[static_cast<size_t>(r) * n + i]);
     }
@@ -184,17 +182,18 @@ std::string json_line(const Figures& f, const BenchmarkSetup& setup, const comm:
 
 BenchmarkResult summarize_benchmark(const std::vector<StepPhases>& steps, const BenchmarkSetup& setup,
                                     const setup::ModelShapes& shapes, double gpu_peak_gib, double gpu_reserved_gib,
-                                    double host_gib, const comm::World& world) {
+                                    double host_gib, comm::Communicator& comm) {
+  const comm::World& world = comm.world();
   VT_CHECK(!steps.empty(), "benchmark: no measured steps");
   Figures f;
   f.steps = steps.size();
-  slowest_rank_medians(steps, world, f);
-  work_done(steps, world, f);
+  slowest_rank_medians(steps, comm, f);
+  work_done(steps, comm, f);
   throughput(setup, shapes, world, f);
-  critical_path(steps, world, f);
-  f.gpu = gather_to_all(gpu_peak_gib, world);
-  f.host = gather_to_all(host_gib, world);
-  f.reserved = gather_to_all(gpu_reserved_gib, world);
+  critical_path(steps, comm, f);
+  f.gpu = gather_to_all(gpu_peak_gib, comm, "GPU memory");
+  f.host = gather_to_all(host_gib, comm, "host memory");
+  f.reserved = gather_to_all(gpu_reserved_gib, comm, "GPU reserved");
   return {table(f, setup, world), json_line(f, setup, world)};
 }
 

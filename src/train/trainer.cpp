@@ -208,7 +208,7 @@ ValidationResult Trainer::run_validation() {
   const auto start = Clock::now();
   optimizer_->finish_delayed_update();  // validate the model of every step taken
   seed_step(config_.train.seed, state_.step, world_.rank);
-  const ValidationResult v = validate(model_, *val_loader_, *encoder_, device_, dtype_, world_);
+  const ValidationResult v = validate(model_, *val_loader_, *encoder_, device_, dtype_, *comm_);
   last_validated_step_ = state_.step;
   VT_LOG(info) << "val: iter: " << state_.step << ", dice_fov: " << v.dice_fov << ", dice_full: " << v.dice_full
                << ", loss_mask: " << v.loss_mask << ", loss_dice: " << v.loss_dice << ", images: " << v.samples
@@ -248,7 +248,7 @@ void Trainer::write_run_status(bool stopped) const {
 fs::path Trainer::save() {
   const auto start = Clock::now();
   optimizer_->finish_delayed_update();  // the checkpoint holds every step taken
-  last_checkpoint_ = store_->save(state_, config_.to_yaml(), *optimizer_, world_);
+  last_checkpoint_ = store_->save(state_, config_.to_yaml(), *optimizer_);
   last_saved_step_ = state_.step;
   VT_LOG(info) << "saved checkpoint " << last_checkpoint_.string() << " ("
                << std::chrono::duration<double>(Clock::now() - start).count() << " s)";
@@ -286,7 +286,7 @@ TrainingSummary Trainer::finish_benchmark(TrainingSummary summary) {
   setup.peak_tflops = options_.peak_tflops;
   auto& benchmark = static_cast<perf::BenchmarkObserver&>(*observer_);
   const perf::BenchmarkResult result =
-      benchmark.finish(setup, shapes_, world_, (work_dir_ / "profile_rank0.json").string());
+      benchmark.finish(setup, shapes_, *comm_, (work_dir_ / "profile_rank0.json").string());
   VT_LOG(info) << result.table;
   summary.benchmark_json = result.json;
   summary.last_step = state_.step;

@@ -27,10 +27,11 @@ Trainer::Trainer(const setup::TrainConfig& config, const RunOptions& options, co
       work_dir_(config_.runtime.work_dir),
       stop_file_(work_dir_ / "STOP") {
   refuse_an_existing_run();
-  keep_tokenizer_copy();
+  fs::create_directories(work_dir_);
   log::init({world.rank, log::Severity::info, false, (work_dir_ / "train.log").string()});
   comm_ = comm::make_communicator(world, comm::parse_backend(config_.runtime.backend),
                                   std::chrono::milliseconds(static_cast<int64_t>(config_.runtime.collective_timeout_s * 1000)));
+  keep_tokenizer_copy();
   device_ = comm_->device();
   dtype_ = setup::model_dtype(config_, device_);
   build_model_and_data();
@@ -65,7 +66,7 @@ void Trainer::keep_tokenizer_copy() {
     fs::create_directories(copy);
     text::copy_tokenizer_files(config_.model.tokenizer, copy.string());
   }
-  MPI_Barrier(world_.comm);
+  comm_->barrier("tokenizer copy of rank 0");
   config_.model.tokenizer = (copy / "tokenizer.json").string();
 }
 
@@ -118,7 +119,7 @@ void Trainer::start_or_resume() {
   log_start();
 
   if (options_.resume.empty()) return;  // refuse_an_existing_run made sure there is nothing to continue
-  const auto resumed = store_->resume(options_.resume, *optimizer_, world_, options_.allow_restart);
+  const auto resumed = store_->resume(options_.resume, *optimizer_, options_.allow_restart);
   if (!resumed) {
     VT_LOG(info) << "no checkpoint in " << store_->directory().string() << ": starting from step 0";
     return;

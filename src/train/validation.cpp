@@ -22,11 +22,11 @@ double dice(const at::Tensor& probability, const at::Tensor& truth, const at::Te
 }  // namespace
 
 ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, const setup::BatchEncoder& encoder,
-                          at::Device device, at::ScalarType dtype, const comm::World& world) {
+                          at::Device device, at::ScalarType dtype, comm::Communicator& comm) {
   torch::NoGradGuard no_grad;
   model->eval();
   // Sums over this rank's images and batches: dice_fov, dice_full, loss_mask, loss_dice, images, batches.
-  double totals[6] = {0, 0, 0, 0, 0, 0};
+  std::vector<double> totals(6, 0.0);
   const int64_t sam_size = model->grounding_encoder->sam2_model()->config().image_size;
   loader.start({0, 0});
   while (std::optional<data::Batch> batch = loader.next()) {
@@ -46,7 +46,7 @@ ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, co
     totals[5] += 1;
   }
   model->train();
-  MPI_Allreduce(MPI_IN_PLACE, totals, 6, MPI_DOUBLE, MPI_SUM, world.comm);
+  comm.all_reduce_host(totals, comm::Communicator::Reduction::sum, "validation totals");
   VT_CHECK(totals[4] > 0, "validation: the validation split is empty");
   ValidationResult result;
   result.dice_fov = totals[0] / totals[4];

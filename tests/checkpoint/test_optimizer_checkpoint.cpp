@@ -41,7 +41,7 @@ std::string write_one_step_checkpoint(const comm::World& world, comm::Communicat
   ZeroOptimizer optimizer(trainable_parameters(*net), default_param_groups(config), config, comm);
   zero_step(net, optimizer, comm, 0, 1);
   create_empty_file(path, world);
-  checkpoint::write_optimizer_state(path, optimizer, world);
+  checkpoint::write_optimizer_state(path, optimizer);
   return path;
 }
 
@@ -62,13 +62,13 @@ TEST_P(OptimizerCheckpoint, SaveOnNResumeOnNAndOnFewer) {
   ZeroOptimizer optimizer(trainable_parameters(*uninterrupted), default_param_groups(config), config, *comm);
   for (int step = 0; step < 5; ++step) zero_step(uninterrupted, optimizer, *comm, step, 1);
   create_empty_file(path, world);
-  checkpoint::write_optimizer_state(path, optimizer, world);
+  checkpoint::write_optimizer_state(path, optimizer);
   for (int step = 5; step < 10; ++step) zero_step(uninterrupted, optimizer, *comm, step, 1);
 
   {
     TinyNet resumed = make_net(99, comm->device());
     ZeroOptimizer again(trainable_parameters(*resumed), default_param_groups(config), config, *comm);
-    checkpoint::read_optimizer_state(path, again, world);
+    checkpoint::read_optimizer_state(path, again);
     EXPECT_EQ(again.step_count(), 5);
     for (int step = 5; step < 10; ++step) zero_step(resumed, again, *comm, step, 1);
     if (comm->device().is_cpu()) {
@@ -89,7 +89,7 @@ TEST_P(OptimizerCheckpoint, SaveOnNResumeOnNAndOnFewer) {
     auto small_comm = make_comm(smaller);
     TinyNet resumed = make_net(99, small_comm->device());
     ZeroOptimizer again(trainable_parameters(*resumed), default_param_groups(config), config, *small_comm);
-    checkpoint::read_optimizer_state(path, again, smaller);
+    checkpoint::read_optimizer_state(path, again);
     for (int step = 5; step < 10; ++step) zero_step(resumed, again, *small_comm, step, 1);
     expect_close(resumed, uninterrupted, 1e-6, "resumed from the file on " + std::to_string(fewer) + " rank(s)");
   }
@@ -135,7 +135,7 @@ TEST(OptimizerCheckpointFile, CorruptionIsDetectedByTheChecksum) {
   ZeroOptimizer again(trainable_parameters(*other), default_param_groups(config), config, *comm);
   // Every rank fails (the ranks agree before the collective part of loading), naming the file.
   try {
-    checkpoint::read_optimizer_state(path, again, world);
+    checkpoint::read_optimizer_state(path, again);
     FAIL() << "no error";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("corrupt.h5"), std::string::npos) << error.what();
@@ -160,7 +160,7 @@ TEST(OptimizerCheckpointFile, NonFiniteValuesThatTheChecksumPassesAreRefusedByTe
   }
   MPI_Barrier(world.comm);
   try {
-    checkpoint::read_optimizer_state(path, again, world);
+    checkpoint::read_optimizer_state(path, again);
     FAIL() << "no error";
   } catch (const Error& error) {
     // The rank that holds the element names it; the others name the rank that failed.

@@ -20,7 +20,7 @@ int main(int argc, char** argv) {
     if (mode == "fingerprint-mismatch") {
       comm::Fingerprint fingerprint;
       fingerprint.add("config", world.rank == world.size - 1 ? "lr: 2e-4" : "lr: 1e-4");
-      comm::verify_fingerprint(world, fingerprint);
+      comm::verify_fingerprint(*communicator, fingerprint);
     } else if (mode == "stalled-rank") {
       if (world.rank == 1) std::this_thread::sleep_for(std::chrono::seconds(60));
       communicator->set_phase("step 7");

@@ -140,22 +140,83 @@ TEST(Collectives, WrongSizesAreRefusedWithTheOperationName) {
   EXPECT_THROW(comm->all_reduce(int32, "int32"), Error);
 }
 
+// Host collectives: rank r contributes r + 1 (and values derived from it) in every case below.
+TEST(HostCollectives, AllReduceSumMaxMin) {
+  auto comm = make_mpi();
+  const int r = comm->rank(), w = comm->size();
+  std::vector<double> totals{r + 1.0, 0.5 * (r + 1)};
+  comm->all_reduce_host(totals, comm::Communicator::Reduction::sum, "test totals");
+  EXPECT_EQ(totals, (std::vector<double>{rank_sum(w), 0.5 * rank_sum(w)}));
+  std::vector<int64_t> largest{r + 1, -(r + 1)};
+  comm->all_reduce_host(largest, comm::Communicator::Reduction::max, "test max");
+  EXPECT_EQ(largest, (std::vector<int64_t>{w, -1}));
+  std::vector<uint8_t> flags{static_cast<uint8_t>(r == w - 1), 0};
+  comm->all_reduce_host(flags, comm::Communicator::Reduction::max, "test flags");
+  EXPECT_EQ(flags, (std::vector<uint8_t>{1, 0}));
+  EXPECT_EQ(comm->all_reduce_host(r + 1.0, comm::Communicator::Reduction::min, "test min"), 1.0);
+}
+
+TEST(HostCollectives, AllGatherInRankOrderAndACountMismatchNamesTheRank) {
+  auto comm = make_mpi();
+  const int r = comm->rank(), w = comm->size();
+  const std::vector<double> all = comm->all_gather_host(std::vector<double>{r + 1.0, -(r + 1.0)}, "test gather");
+  ASSERT_EQ(all.size(), static_cast<size_t>(2 * w));
+  for (int k = 0; k < w; ++k) EXPECT_EQ(all[2 * k], k + 1.0) << "rank " << k;
+  if (w < 2) return;
+  const std::vector<uint64_t> uneven(r == w - 1 ? 3 : 2, 7);
+  try {
+    comm->all_gather_host(uneven, "test uneven gather");
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    const std::string message = error.what();
+    EXPECT_NE(message.find("test uneven gather: rank " + std::to_string(r == w - 1 ? 0 : w - 1)), std::string::npos)
+        << message;
+  }
+}
+
+TEST(HostCollectives, GatherOfVariableSizesOnTheRoot) {
+  auto comm = make_mpi();
+  const int r = comm->rank(), w = comm->size(), root = w - 1;
+  const std::vector<char> mine(static_cast<size_t>(r + 1), static_cast<char>('a' + r));  // "a", "bb", "ccc", ...
+  const std::vector<char> all = comm->gather_host(mine, root, "test gather to root");
+  std::string expected;
+  for (int k = 0; k < w; ++k) expected += std::string(static_cast<size_t>(k + 1), static_cast<char>('a' + k));
+  EXPECT_EQ(std::string(all.begin(), all.end()), r == root ? expected : "");
+}
+
+TEST(HostCollectives, BroadcastResizesTheReceivers) {
+  auto comm = make_mpi();
+  const int root = comm->size() - 1;
+  std::vector<char> text;
+  if (comm->rank() == root) text = {'s', 't', 'e', 'p'};
+  comm->broadcast_host(text, root, "test broadcast");
+  EXPECT_EQ(std::string(text.begin(), text.end()), "step");
+}
+
+TEST(HostCollectives, FirstFailedRankIsTheLowestThatFailed) {
+  auto comm = make_mpi();
+  const int w = comm->size();
+  EXPECT_EQ(comm->first_failed_rank(false, "test none failed"), -1);
+  EXPECT_EQ(comm->first_failed_rank(comm->rank() >= w / 2, "test half failed"), w / 2);
+}
+
 TEST(Fingerprint, EqualFieldsPass) {
-  const auto world = comm::World::of(MPI_COMM_WORLD);
+  auto comm = make_mpi();
   comm::Fingerprint fingerprint;
   fingerprint.add("config", "lr=1e-4");
   fingerprint.add("trainable tensors", "a:[2,3]:bf16");
-  EXPECT_NO_THROW(comm::verify_fingerprint(world, fingerprint));
+  EXPECT_NO_THROW(comm::verify_fingerprint(*comm, fingerprint));
 }
 
 TEST(Fingerprint, MismatchThrowsOnEveryRankNamingRankAndField) {
-  const auto world = comm::World::of(MPI_COMM_WORLD);
+  auto comm = make_mpi();
+  const comm::World& world = comm->world();
   if (world.size < 2) GTEST_SKIP() << "needs 2 ranks";
   comm::Fingerprint fingerprint;
   fingerprint.add("config", "lr=1e-4");
   fingerprint.add("bucket layout", world.rank == world.size - 1 ? "bucket 0: 12" : "bucket 0: 10");
   try {
-    comm::verify_fingerprint(world, fingerprint);
+    comm::verify_fingerprint(*comm, fingerprint);
     FAIL() << "no error";
   } catch (const Error& error) {
     const std::string message = error.what();

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "vesseltune/comm/world.h"
+#include "vesseltune/comm/communicator.h"
 #include "vesseltune/data/sampler.h"
 #include "vesseltune/optim/zero_optimizer.h"
 #include "vesseltune/optim/lr_schedule.h"
@@ -47,17 +47,16 @@ class CheckpointStore {
  public:
   CheckpointStore(std::filesystem::path directory, int64_t keep_last);
 
-  // Collective. Writes the checkpoint of STATE.step and prunes old ones; returns its path.
-  std::filesystem::path save(const TrainerState& state, const std::string& config_yaml, optim::ZeroOptimizer& optimizer,
-                             const comm::World& world);
+  // Collective over the optimizer's ranks. Writes the checkpoint of STATE.step and prunes old ones; returns its path.
+  std::filesystem::path save(const TrainerState& state, const std::string& config_yaml, optim::ZeroOptimizer& optimizer);
 
-  // Collective. WHICH: a checkpoint file, or "auto" for the newest one that reads back (damaged newer ones are
+  // Collective over the optimizer's ranks. WHICH: a checkpoint file, or "auto" for the newest one that reads back (damaged newer ones are
   // skipped with a warning). Fills the optimizer (and through it the model's trainable weights). Nothing when
   // `auto` finds no checkpoint. A named file that cannot be read is an error naming it; so is `auto` when every
   // checkpoint is damaged (each file with its reason), unless ALLOW_RESTART: then they are set aside as
   // step_N.h5.damaged (never read, never pruned) and nothing is returned, so the run starts over.
   std::optional<ResumedCheckpoint> resume(const std::string& which, optim::ZeroOptimizer& optimizer,
-                                          const comm::World& world, bool allow_restart = false);
+                                          bool allow_restart = false);
 
   // Complete checkpoints, newest first.
   std::vector<std::filesystem::path> list() const;
@@ -70,9 +69,10 @@ class CheckpointStore {
 
  private:
   void prune() const;
+  std::vector<std::filesystem::path> listed_on_rank0(comm::Communicator& comm) const;
   // Every candidate failed: the error listing FAILURES, or (ALLOW_RESTART) the files set aside. Collective.
   void handle_all_damaged(const std::vector<std::pair<std::filesystem::path, std::string>>& failures,
-                          const comm::World& world, bool allow_restart) const;
+                          comm::Communicator& comm, bool allow_restart) const;
 
   std::filesystem::path directory_;
   int64_t keep_last_;

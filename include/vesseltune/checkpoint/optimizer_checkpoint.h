@@ -12,19 +12,18 @@
 
 #include <string>
 
-#include "vesseltune/comm/world.h"
 #include "vesseltune/optim/zero_optimizer.h"
 
 namespace vesseltune::checkpoint {
 
-// Collective over `world`, the optimizer's ranks. The file at `path` must exist and be closed by every rank;
+// Collective over the optimizer's ranks. The file at `path` must exist and be closed by every rank;
 // ranks take turns (serial HDF5): rank 0 creates the group and datasets, then each rank writes its spans.
-void write_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer, const comm::World& world);
+void write_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer);
 
 // Collective. Checks that the file's tensors (names, shapes, order) are the optimizer's, reads this rank's
 // spans, sets the step count and publishes the master weights into the model. Errors name the file and the
 // first tensor that differs.
-void read_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer, const comm::World& world);
+void read_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer);
 
 // The trained weights of a checkpoint (its fp32 master weights), copied by name into MODULE's parameters
 // (converted to their dtype and device): what evaluation and export load, on any number of ranks, without an

@@ -4,11 +4,15 @@
 //   NcclCommunicator - CUDA tensors, asynchronous on the backend's own streams, ordered after the caller's
 //                      compute stream with CUDA events; the host never waits unless it asks to.
 // Sums only (gradients, norms, counts); dtypes bf16, fp32, fp64 and int64.
+// Host collectives (host_collectives.cpp): a few values in host memory for coordination (totals, flags, agreement,
+// file hand-offs), through MPI whatever the backend, each watched by the watchdog under its label, with MPI's
+// return code checked. Nothing outside comm/ calls MPI for a collective.
 
 #include <ATen/ATen.h>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "vesseltune/comm/world.h"
 
@@ -50,7 +54,6 @@ class Communicator {
   virtual WorkPtr all_gather(const at::Tensor& input, at::Tensor& output, const std::string& label,
                              const Work* after = nullptr) = 0;
   virtual WorkPtr broadcast(at::Tensor& tensor, int root, const std::string& label, const Work* after = nullptr) = 0;
-  virtual void barrier(const std::string& label) = 0;
 
   // Copies between device and host memory on the backend's copy streams, one per direction (so that copies
   // overlap collectives, compute and each other), after `after` completes. For CPU tensors it is a plain copy.
@@ -62,6 +65,27 @@ class Communicator {
 
   // Labels that the watchdog reports next to the operation, e.g. "step 120".
   void set_phase(const std::string& phase);
+
+  // Host collectives. T is one of double, int64_t, uint64_t, uint8_t, char.
+  enum class Reduction { sum, max, min };
+  // Every rank has reached this point (a rank 0 file hand-off, the end of a save).
+  void barrier(const std::string& label);
+  // VALUES reduced element-wise over the ranks, in place; every rank passes the same count.
+  template <typename T>
+  void all_reduce_host(std::vector<T>& values, Reduction reduction, const std::string& label);
+  double all_reduce_host(double value, Reduction reduction, const std::string& label);
+  // Every rank's VALUES in rank order; the count must be the same on every rank (checked, naming the rank).
+  template <typename T>
+  std::vector<T> all_gather_host(const std::vector<T>& values, const std::string& label);
+  // Every rank's VALUES in rank order on ROOT, counts may differ; other ranks get an empty vector.
+  template <typename T>
+  std::vector<T> gather_host(const std::vector<T>& values, int root, const std::string& label);
+  // ROOT's VALUES on every rank (any count: receivers are resized).
+  template <typename T>
+  void broadcast_host(std::vector<T>& values, int root, const std::string& label);
+  // The lowest rank that passes FAILED true, or -1 when none did: ranks agree on a failure some of them saw before
+  // a collective that the others would otherwise wait in forever.
+  int first_failed_rank(bool failed, const std::string& label);
 
  protected:
   Communicator(World world, std::shared_ptr<CollectiveWatchdog> watchdog);

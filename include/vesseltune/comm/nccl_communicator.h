@@ -23,7 +23,6 @@ class NcclCommunicator final : public Communicator {
                          const Work* after) override;
   WorkPtr all_gather(const at::Tensor& input, at::Tensor& output, const std::string& label, const Work* after) override;
   WorkPtr broadcast(at::Tensor& tensor, int root, const std::string& label, const Work* after) override;
-  void barrier(const std::string& label) override;
   WorkPtr copy(at::Tensor& destination, const at::Tensor& source, const Work* after) override;
   at::Tensor empty_host(int64_t numel, at::ScalarType dtype, bool pinned) override;
   at::Device device() const override;

@@ -39,9 +39,6 @@ struct World {
   // with comm == MPI_COMM_NULL. Used to resume on fewer ranks within one launch (tests).
   World subset(bool keep) const;
 
-  // Collective: the lowest rank that passes FAILED true, or -1 when none did. Ranks agree on a failure some of
-  // them saw before a collective that the others would otherwise wait in forever.
-  int first_failed_rank(bool failed) const;
   // "rank 3 (node-b, local 1)": how errors name a rank.
   std::string describe(int of_rank) const;
 

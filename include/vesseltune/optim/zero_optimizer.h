@@ -126,6 +126,8 @@ class ZeroOptimizer {
   const ZeroConfig& config() const { return config_; }
   int64_t step_count() const { return step_count_; }
   int64_t skipped_steps() const { return skipped_steps_; }
+  // The ranks this optimizer is sharded over: checkpoints of its state are collective over them.
+  comm::Communicator& communicator() const { return comm_; }
   int host_threads() const { return pool_ ? pool_->threads() : 0; }
   int64_t host_state_numel() const { return host_numel_; }  // shard elements whose state is on the host
   // Rows of sparse-rows tensors in use: some rank's gradient had them since the first step (or, after a checkpoint

@@ -29,7 +29,7 @@ class BenchmarkObserver : public StepObserver {
 
   // Collective over WORLD: ends the profile (its table logged, the Chrome trace written to TRACE_FILE) and
   // summarises the measured steps with the device's and the host's peak memory.
-  BenchmarkResult finish(const BenchmarkSetup& setup, const setup::ModelShapes& shapes, const comm::World& world,
+  BenchmarkResult finish(const BenchmarkSetup& setup, const setup::ModelShapes& shapes, comm::Communicator& comm,
                          const std::string& trace_file);
 
  private:

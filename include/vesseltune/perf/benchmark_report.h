@@ -15,7 +15,7 @@
 #include <cstdint>
 #include <string>
 #include <vector>
-#include "vesseltune/comm/world.h"
+#include "vesseltune/comm/communicator.h"
 #include "vesseltune/optim/zero_optimizer.h"
 #include "vesseltune/setup/model_setup.h"
 
@@ -41,10 +41,9 @@ struct BenchmarkResult {
   std::string json;   // one line, for scripts
 };
 
-// Collective over WORLD (MPI). STEPS: this rank's measured steps. Returns the same on every rank.
+// Collective over COMM's ranks (host collectives). STEPS: this rank's measured steps. Returns the same on every rank.
 BenchmarkResult summarize_benchmark(const std::vector<StepPhases>& steps, const BenchmarkSetup& setup,
                                    const setup::ModelShapes& shapes, double gpu_peak_gib, double gpu_reserved_gib,
-                                   double host_gib,
-                                   const comm::World& world);
+                                   double host_gib, comm::Communicator& comm);
 
 }  // namespace vesseltune::perf

@@ -10,7 +10,7 @@
 
 #include <cstdint>
 
-#include "vesseltune/comm/world.h"
+#include "vesseltune/comm/communicator.h"
 #include "vesseltune/data/loader.h"
 #include "vesseltune/model/sa2va_model.h"
 #include "vesseltune/setup/batch_encoder.h"
@@ -25,9 +25,9 @@ struct ValidationResult {
   int64_t samples = 0;   // images over all ranks
 };
 
-// Collective over WORLD. LOADER must give full-resolution masks (ModelInputOptions::full_resolution) and keep
+// Collective over COMM's ranks (a host all-reduce of the totals). LOADER must give full-resolution masks (ModelInputOptions::full_resolution) and keep
 // every sample (SamplerOptions::drop_remainder false); its epoch 0 is read from the start.
 ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, const setup::BatchEncoder& encoder,
-                          at::Device device, at::ScalarType dtype, const comm::World& world);
+                          at::Device device, at::ScalarType dtype, comm::Communicator& comm);
 
 }  // namespace vesseltune::train
