@@ -17,6 +17,12 @@ find_package(CLI11 REQUIRED)
 find_package(yaml-cpp REQUIRED)
 find_package(Threads REQUIRED)
 # Text: PCRE2 (Unicode property classes for the tokenisers' pre-tokenisation regex) and utf8proc (NFC).
+# xxHash64: the strong checksums of checkpoints and metrics (HDF5's Fletcher-32 misses 0x0000 <-> 0xFFFF).
+find_path(XXHASH_INCLUDE_DIR xxhash.h REQUIRED)
+find_library(XXHASH_LIBRARY xxhash REQUIRED)
+add_library(vesseltune_xxhash INTERFACE)
+target_include_directories(vesseltune_xxhash SYSTEM INTERFACE ${XXHASH_INCLUDE_DIR})
+target_link_libraries(vesseltune_xxhash INTERFACE ${XXHASH_LIBRARY})
 find_path(PCRE2_INCLUDE_DIR pcre2.h REQUIRED)
 find_library(PCRE2_LIBRARY pcre2-8 REQUIRED)
 find_path(UTF8PROC_INCLUDE_DIR utf8proc.h REQUIRED)

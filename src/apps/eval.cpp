@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "vesseltune/comm/launch.h"
+#include "vesseltune/core/fault_injection.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/log.h"
 #include "vesseltune/data/codec.h"
@@ -35,6 +36,7 @@ struct Arguments {
   int mask_threshold = 0;
   double threshold = metrics::kDefaultThreshold;
   int best_worst = 4;
+  double collective_timeout_s = 1800;
   eval::SegmenterOptions segmenter;
 };
 
@@ -152,7 +154,8 @@ void write_reports(const metrics::MetricsAccumulator& accumulator, const std::st
 
 int evaluate(const Arguments& args, const comm::World& world) {
   const fs::path out(args.out);
-  const auto comm = comm::make_communicator(world, comm::Backend::automatic, std::chrono::minutes(10));
+  const auto comm = comm::make_communicator(world, comm::Backend::automatic,
+                                            std::chrono::milliseconds(static_cast<int64_t>(args.collective_timeout_s * 1000)));
   if (world.rank == 0) {
     fs::create_directories(out / "masks");
     fs::create_directories(out / "overlays");
@@ -174,6 +177,7 @@ int evaluate(const Arguments& args, const comm::World& world) {
                  << ", nothing scored";
     return 0;
   }
+  fault::point("eval-gather", world.rank);
   const metrics::MetricsAccumulator accumulator = gather_metrics(mine, *comm);
   const std::vector<double> without_seg = comm->gather_host(
       std::vector<double>{static_cast<double>(segmenter.answers_without_seg())}, 0, "eval: answers without [SEG]");
@@ -211,6 +215,9 @@ int main(int argc, char** argv) {
                "\"Sure, [SEG].\"; its first [SEG] is scored, no [SEG] scores an empty mask");
   app.add_option("--threshold", args.threshold, "probability > threshold is vessel")->check(CLI::Range(0.0, 1.0));
   app.add_option("--best-worst", args.best_worst, "images of each kind on the contact sheet")->check(CLI::PositiveNumber);
+  app.add_option("--collective-timeout", args.collective_timeout_s,
+                 "seconds a rank waits for the others (at the end, for the slowest rank's images) before the job is ended")
+      ->check(CLI::PositiveNumber);
   app.add_option("--set", args.overrides, "override a key of the run's config, e.g. model.weights=/models/Sa2VA-4B");
   CLI11_PARSE(app, argc, argv);
   if (args.checkpoint.empty() && args.weights.empty()) {

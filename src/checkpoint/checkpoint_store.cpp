@@ -200,7 +200,7 @@ std::optional<ResumedCheckpoint> CheckpointStore::resume(const std::string& whic
       try {
         read_optimizer_state(path.string(), optimizer);  // collective; ranks agree on failure inside
         return ResumedCheckpoint{state, path};
-      } catch (const Error& e) {
+      } catch (const UnreadableCheckpoint& e) {
         failure = e.what();
       }
     } else if (failure.empty()) {

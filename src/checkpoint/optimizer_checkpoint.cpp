@@ -5,7 +5,10 @@
 
 #include <set>
 
+#include "vesseltune/checkpoint/span_checksums.h"
 #include "vesseltune/core/check.h"
+#include "vesseltune/core/fault_injection.h"
+#include "vesseltune/core/log.h"
 #include "vesseltune/io/hdf5.h"
 
 namespace vesseltune::checkpoint {
@@ -31,8 +34,8 @@ Handle open_file(const std::string& path, unsigned flags) {
   return file;
 }
 
-// Copies between a span (any device) and the dataset's elements [offset, offset + numel).
-void transfer(hid_t dataset, int64_t offset, at::Tensor values, bool write, const std::string& where) {
+// Copies between a span (any device) and the dataset's elements [offset, offset + numel); returns the host values.
+at::Tensor transfer(hid_t dataset, int64_t offset, at::Tensor values, bool write, const std::string& where) {
   Handle file_space(H5Dget_space(dataset), H5Sclose);
   const hsize_t start = static_cast<hsize_t>(offset), count = static_cast<hsize_t>(values.numel());
   VT_CHECK(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr) >= 0, where,
@@ -47,6 +50,7 @@ void transfer(hid_t dataset, int64_t offset, at::Tensor values, bool write, cons
              where, ": read failed (corrupt or truncated: checksum mismatch)");
     if (host.data_ptr() != values.data_ptr()) values.copy_(host);
   }
+  return host;
 }
 
 // The trainable tensor that holds canonical element ELEMENT, and the element's index in it.
@@ -59,6 +63,15 @@ std::pair<std::string, int64_t> tensor_at(const optim::FlatLayout& layout, int64
   return {"(padding)", element};
 }
 
+// The name of the tensor (in the checkpoint's "tensors" list) that holds canonical element OFFSET.
+std::string tensor_named_at(const nlohmann::json& tensors, uint64_t offset) {
+  std::string name = "(padding)";
+  for (const auto& tensor : tensors) {
+    if (tensor.at("offset").get<uint64_t>() <= offset) name = tensor.at("name").get<std::string>();
+  }
+  return name;
+}
+
 // A value a finite run never stores (non-finite steps are skipped) is damage the checksum did not catch.
 void check_finite(const at::Tensor& values, int64_t canonical_offset, const optim::FlatLayout& layout,
                   const std::string& where) {
@@ -69,6 +82,43 @@ void check_finite(const at::Tensor& values, int64_t canonical_offset, const opti
   const auto [name, index] = tensor_at(layout, canonical_offset + first);
   VT_FAIL(where, ": non-finite value ", flat[first].item<float>(), " in tensor '", name, "' (element ", index, ", ",
           bad.sum().item<int64_t>(), " such values in this rank's part): the checkpoint is damaged");
+}
+
+// The checksums of VALUES (written at canonical OFFSET of FIELD), one per trainable tensor they touch (padding
+// between tensors goes with the tensor before it), so that a mismatch names the damaged tensor.
+void add_checksums_by_tensor(int field, int64_t offset, const at::Tensor& values, const optim::FlatLayout& layout,
+                             std::vector<SpanChecksum>& checksums) {
+  const int64_t end = offset + values.numel();
+  int64_t start = offset;
+  for (const auto& slot : layout.slots()) {  // in canonical order
+    if (slot.canonical_offset <= start) continue;
+    const int64_t cut = std::min(end, slot.canonical_offset);
+    if (cut > start) checksums.push_back(span_checksum(field, start, values.narrow(0, start - offset, cut - start)));
+    start = cut;
+    if (start == end) return;
+  }
+  if (end > start) checksums.push_back(span_checksum(field, start, values.narrow(0, start - offset, end - start)));
+}
+
+// Re-reads the checkpoint's recorded spans that fall to this rank (record i to rank i mod size: together the ranks
+// check the whole state once) and compares their content hashes.
+void verify_share_of_checksums(hid_t group, const optim::ZeroOptimizer& optimizer, const std::string& path) {
+  const std::vector<SpanChecksum> records = read_span_checksums(group, path);
+  const comm::Communicator& comm = optimizer.communicator();
+  if (records.empty()) {
+    if (comm.rank() == 0) {
+      VT_LOG(warning) << path << " has no content hashes (written before they were added): only HDF5's Fletcher-32 "
+                      << "checks it";
+    }
+    return;
+  }
+  for (size_t i = static_cast<size_t>(comm.rank()); i < records.size(); i += static_cast<size_t>(comm.size())) {
+    const SpanChecksum& record = records[i];
+    VT_CHECK(record.field < 3, path, ": optimizer/checksums names field ", record.field);
+    Handle dataset(H5Dopen2(group, kFields[record.field], H5P_DEFAULT), H5Dclose);
+    verify_span(dataset.get(), record, kFields[record.field],
+                tensor_at(optimizer.layout(), static_cast<int64_t>(record.offset)).first, path);
+  }
 }
 
 // This rank's spans and the step count, after checking the file's tensors against the optimizer's.
@@ -100,6 +150,7 @@ void read_spans(const std::string& path, optim::ZeroOptimizer& optimizer) {
     }
   }
   optimizer.set_step_count(step[0]);
+  verify_share_of_checksums(group.get(), optimizer, path);
 }
 
 }  // namespace
@@ -131,14 +182,21 @@ void write_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimi
   // Serial HDF5: one writer at a time. With stage 0 every rank holds everything; rank 0 writes it.
   for (int writer = 0; writer < world.size; ++writer) {
     if (writer == world.rank && (writer == 0 || !optimizer.state_replicated())) {
+      fault::point("checkpoint-write", world.rank);
       Handle file = open_file(path, H5F_ACC_RDWR);
+      Handle group(H5Gopen2(file.get(), "optimizer", H5P_DEFAULT), H5Gclose);
+      std::vector<SpanChecksum> checksums;
       for (int f = 0; f < 3; ++f) {
-        Handle dataset(H5Dopen2(file.get(), (std::string("optimizer/") + kFields[f]).c_str(), H5P_DEFAULT), H5Dclose);
+        Handle dataset(H5Dopen2(group.get(), kFields[f], H5P_DEFAULT), H5Dclose);
         for (const auto& span : optimizer.state_spans()) {
           const at::Tensor& values = f == 0 ? span.master : f == 1 ? span.exp_avg : span.exp_avg_sq;
-          transfer(dataset.get(), span.canonical_offset, values, true, path + ": optimizer/" + kFields[f]);
+          const at::Tensor written =
+              transfer(dataset.get(), span.canonical_offset, values, true, path + ": optimizer/" + kFields[f]);
+          add_checksums_by_tensor(f, span.canonical_offset, written, optimizer.layout(), checksums);
         }
       }
+      write_span_checksums(group.get(), world.rank, checksums, path);
+      VT_CHECK(group.close(), path, ": closing the optimizer group failed");
       VT_CHECK(file.close(), path, ": closing after writing ", world.describe(world.rank), "'s state failed");
     }
     comm.barrier("checkpoint: " + world.describe(writer) + " wrote its optimizer state");
@@ -157,8 +215,9 @@ void read_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimiz
   }
   const int failed_rank = comm.first_failed_rank(!failure.empty(), "checkpoint read: agreeing on " + path);
   if (failed_rank >= 0) {
-    VT_CHECK(failure.empty(), failure);
-    VT_FAIL("checkpoint '", path, "' could not be read on ", comm.world().describe(failed_rank));
+    throw UnreadableCheckpoint(failure.empty() ? "checkpoint '" + path + "' could not be read on " +
+                                                     comm.world().describe(failed_rank)
+                                               : failure);
   }
   optimizer.publish_master_weights();
   comm.barrier("checkpoint read: weights published");
@@ -172,10 +231,11 @@ std::vector<std::string> load_trained_weights(const std::string& path, torch::nn
   VT_CHECK(io::hdf5::read_string_attribute(group.get(), "tensors", stored), path, ": optimizer has no 'tensors' attribute");
   Handle master(H5Dopen2(group.get(), "master", H5P_DEFAULT), H5Dclose);
   VT_CHECK(master.valid(), path, ": no optimizer/master");
+  const nlohmann::json tensors = nlohmann::json::parse(stored);
   auto parameters = module.named_parameters(true);
   std::vector<std::string> loaded;
   torch::NoGradGuard no_grad;
-  for (const auto& tensor : nlohmann::json::parse(stored)) {
+  for (const auto& tensor : tensors) {
     const std::string name = tensor.at("name");
     const auto shape = tensor.at("shape").get<std::vector<int64_t>>();
     at::Tensor* parameter = parameters.find(name);
@@ -196,6 +256,9 @@ std::vector<std::string> load_trained_weights(const std::string& path, torch::nn
   for (const auto& item : parameters) {
     VT_CHECK(!item.value().requires_grad() || stored_names.count(item.key()), path, ": trainable parameter '",
              item.key(), "' of this model is not in the checkpoint (another model preset, LoRA or trainable setting?)");
+  }
+  for (const SpanChecksum& record : read_span_checksums(group.get(), path)) {
+    if (record.field == 0) verify_span(master.get(), record, "master", tensor_named_at(tensors, record.offset), path);
   }
   return loaded;
 }

@@ -79,16 +79,18 @@ std::vector<T> Communicator::all_gather_host(const std::vector<T>& values, const
 
 template <typename T>
 std::vector<T> Communicator::gather_host(const std::vector<T>& values, int root, const std::string& label) {
-  const int count = mpi_count(static_cast<int64_t>(values.size()), label);
-  std::vector<int> counts(static_cast<size_t>(size())), offsets(static_cast<size_t>(size()));
+  // Every rank learns every count, so that all of them refuse a total beyond MPI's int alike.
+  std::vector<int64_t> counts64(static_cast<size_t>(size()));
+  const int64_t count = static_cast<int64_t>(values.size());
   CollectiveWatchdog::Scope watch(watchdog_.get(), watch_label(label));
-  check_mpi(MPI_Gather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, root, world_.comm), label);
-  const int64_t total = std::accumulate(counts.begin(), counts.end(), int64_t{0});
+  check_mpi(MPI_Allgather(&count, 1, MPI_INT64_T, counts64.data(), 1, MPI_INT64_T, world_.comm), label);
+  mpi_count(std::accumulate(counts64.begin(), counts64.end(), int64_t{0}), label);
+  const std::vector<int> counts(counts64.begin(), counts64.end());
+  std::vector<int> offsets(counts.size());
   std::exclusive_scan(counts.begin(), counts.end(), offsets.begin(), 0);
-  std::vector<T> all(rank() == root ? static_cast<size_t>(total) : 0);
-  if (rank() == root) mpi_count(total, label);
-  check_mpi(MPI_Gatherv(values.data(), count, host_type<T>(), all.data(), counts.data(), offsets.data(), host_type<T>(),
-                        root, world_.comm),
+  std::vector<T> all(rank() == root ? static_cast<size_t>(offsets.back() + counts.back()) : 0);
+  check_mpi(MPI_Gatherv(values.data(), counts[rank()], host_type<T>(), all.data(), counts.data(), offsets.data(),
+                        host_type<T>(), root, world_.comm),
             label);
   return all;
 }

@@ -101,14 +101,27 @@ std::string truncation(const std::vector<uint8_t>& bytes) {
   return pnm_shortfall(bytes);
 }
 
+// A header's size, before anything that large is allocated: some pixels, and at most kMaxPixels (a damaged header
+// would otherwise claim gigabytes).
+constexpr int64_t kMaxPixels = int64_t{1} << 27;
+void check_size(int64_t width, int64_t height, const std::filesystem::path& path) {
+  VT_CHECK(width > 0 && height > 0, "cannot decode image ", path.string(), ": its size is ", width, "x", height);
+  VT_CHECK(width * height <= kMaxPixels, "cannot decode image ", path.string(), ": ", width, "x", height,
+           " pixels is more than vesseltune reads (", kMaxPixels, "; a damaged header?)");
+}
+
 Image decode_with_stb(const std::vector<uint8_t>& bytes, const std::filesystem::path& path) {
+  int width = 0, height = 0, channels = 0;
+  if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels)) {
+    check_size(width, height, path);
+  }
   const std::string cut = truncation(bytes);
   VT_CHECK(cut.empty(), "cannot decode image ", path.string(), ": ", cut);
-  int width = 0, height = 0, channels = 0;
   std::unique_ptr<uint8_t, void (*)(void*)> pixels(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels, 0),
       stbi_image_free);
   VT_CHECK(pixels, "cannot decode image ", path.string(), ": ", stbi_failure_reason());
+  check_size(width, height, path);
   return from_stb(pixels.get(), width, height, channels);
 }
 
@@ -128,7 +141,7 @@ Image decode_tiff(const std::filesystem::path& path) {
   TIFFGetField(tiff.get(), TIFFTAG_IMAGELENGTH, &height);
   TIFFGetFieldDefaulted(tiff.get(), TIFFTAG_SAMPLESPERPIXEL, &samples);
   TIFFGetFieldDefaulted(tiff.get(), TIFFTAG_PHOTOMETRIC, &photometric);
-  VT_CHECK(width > 0 && height > 0, "cannot decode image ", path.string(), ": TIFF has no size");
+  check_size(static_cast<int64_t>(width), static_cast<int64_t>(height), path);
   std::vector<uint32_t> rgba(static_cast<size_t>(width) * height);
   // Stop on the first read error: without it, libtiff fills the strips after a cut with whatever it has.
   VT_CHECK(TIFFReadRGBAImageOriented(tiff.get(), width, height, rgba.data(), ORIENTATION_TOPLEFT, 1) == 1,

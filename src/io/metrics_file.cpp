@@ -8,6 +8,7 @@
 
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/log.h"
+#include "vesseltune/io/content_hash.h"
 #include "vesseltune/io/hdf5.h"
 
 namespace vesseltune::io {
@@ -19,6 +20,17 @@ namespace fs = std::filesystem;
 constexpr const char* kFormat = "vesseltune-metrics";
 constexpr int64_t kFormatVersion = 1;
 constexpr hsize_t kChunkRows = 1024;  // 8 KiB per column and chunk: a few chunks hold a whole run
+constexpr const char* kChecksum = "_checksum";  // per row, written after the row's values
+
+template <typename T>
+hid_t memory_type();
+template <>
+hid_t memory_type<double>() { return H5T_NATIVE_DOUBLE; }
+template <>
+hid_t memory_type<uint64_t>() { return H5T_NATIVE_UINT64; }
+
+// The content hash of a row: its values in the order of the table's columns.
+uint64_t row_hash(const std::vector<double>& values) { return content_hash(values.data(), values.size() * sizeof(double)); }
 
 std::string join(const std::vector<std::string>& names) {
   std::string text;
@@ -53,14 +65,14 @@ void check_format(hid_t file, const std::string& path) {
            path, ": unsupported metrics format_version (this build reads ", kFormatVersion, ")");
 }
 
-// A metrics file that HDF5 cannot open (a crash while it was being written) is kept for inspection, not reused.
-void set_aside(const std::string& path) {
+// A damaged metrics file (HDF5 cannot open it, or a row fails its checksum) is kept for inspection, not reused.
+void set_aside(const std::string& path, const std::string& why) {
   const std::string corrupt = path + ".corrupt";
   std::error_code error;
   fs::rename(path, corrupt, error);
-  VT_CHECK(!error, "metrics file '", path, "' cannot be read by HDF5 and cannot be renamed to '", corrupt,
-           "': ", error.message());
-  VT_LOG(warning) << "metrics file '" << path << "' cannot be read by HDF5; moved it to '" << corrupt
+  VT_CHECK(!error, "metrics file '", path, "' is damaged (", why, ") and cannot be renamed to '", corrupt, "': ",
+           error.message());
+  VT_LOG(warning) << "metrics file '" << path << "' is damaged (" << why << "); moved it to '" << corrupt
                   << "' and starting a new one";
 }
 
@@ -92,24 +104,44 @@ hsize_t column_rows(hid_t dataset) {
 }
 
 // Sets the column's length to ROWS and writes VALUES at rows [offset, offset + values.size()).
-void write_column(hid_t dataset, hsize_t rows, hsize_t offset, const std::vector<double>& values,
-                  const std::string& where) {
+template <typename T>
+void write_column(hid_t dataset, hsize_t rows, hsize_t offset, const std::vector<T>& values, const std::string& where) {
   VT_CHECK(H5Dset_extent(dataset, &rows) >= 0, where, ": cannot resize to ", rows, " rows");
   if (values.empty()) return;
   Handle file_space(H5Dget_space(dataset), H5Sclose);
   const hsize_t count = values.size();
   H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &offset, nullptr, &count, nullptr);
   Handle memory_space(H5Screate_simple(1, &count, nullptr), H5Sclose);
-  VT_CHECK(H5Dwrite(dataset, H5T_NATIVE_DOUBLE, memory_space.get(), file_space.get(), H5P_DEFAULT, values.data()) >= 0,
+  VT_CHECK(H5Dwrite(dataset, memory_type<T>(), memory_space.get(), file_space.get(), H5P_DEFAULT, values.data()) >= 0,
            where, ": write failed (disk full?)");
 }
 
-std::vector<double> read_column(hid_t dataset, const std::string& where) {
-  std::vector<double> values(column_rows(dataset));
+template <typename T>
+std::vector<T> read_column(hid_t dataset, const std::string& where) {
+  std::vector<T> values(column_rows(dataset));
   if (values.empty()) return values;
-  VT_CHECK(H5Dread(dataset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0, where,
+  VT_CHECK(H5Dread(dataset, memory_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()) >= 0, where,
            ": read failed");
   return values;
+}
+
+bool has_checksums(hid_t table) { return H5Lexists(table, kChecksum, H5P_DEFAULT) > 0; }
+
+// Row R's values in column order.
+std::vector<double> row_values(const MetricsTable& table, size_t r) {
+  std::vector<double> values;
+  for (const auto& column : table.values) values.push_back(column[r]);
+  return values;
+}
+
+// Keeps the rows that have a checksum (the one being appended may not yet) and refuses a row that differs from it.
+void verify_rows(hid_t table, MetricsTable& result, const std::string& where) {
+  const std::vector<uint64_t> checksums = read_column<uint64_t>(open_column(table, kChecksum, where).get(), where);
+  for (auto& values : result.values) values.resize(std::min(values.size(), checksums.size()));
+  for (size_t r = 0; r < static_cast<size_t>(result.rows()); ++r) {
+    VT_CHECK(row_hash(row_values(result, r)) == checksums[r], where, ": row ", r, " (step ", result.values[0][r],
+             ") does not match its content hash: the metrics file is damaged");
+  }
 }
 
 std::vector<std::string> read_columns_attribute(hid_t table, const std::string& where) {
@@ -126,10 +158,11 @@ MetricsTable read_table(hid_t table, const std::string& where) {
   size_t rows = SIZE_MAX;
   for (const std::string& column : result.columns) {
     Handle dataset = open_column(table, column, where);
-    result.values.push_back(read_column(dataset.get(), where + "/" + column));
+    result.values.push_back(read_column<double>(dataset.get(), where + "/" + column));
     rows = std::min(rows, result.values.back().size());
   }
   for (auto& values : result.values) values.resize(rows);
+  if (has_checksums(table)) verify_rows(table, result, where);
   return result;
 }
 
@@ -152,6 +185,23 @@ void trim_table(hid_t file, const std::string& name, int64_t resume_step, const 
       write_column(dataset.get(), kept.size(), 0, kept, where + "/" + stored.columns[c]);
     }
   }
+  if (!has_checksums(table.get())) return;
+  std::vector<uint64_t> checksums;
+  for (size_t r = 0; r < steps.size(); ++r) {
+    if (keep[r]) checksums.push_back(row_hash(row_values(stored, r)));
+  }
+  write_column(open_column(table.get(), kChecksum, where).get(), checksums.size(), 0, checksums, where);
+}
+
+// Every table trimmed to RESUME_STEP; returns what is damaged ("" when nothing). Not a metrics file: an error.
+std::string trim_tables(hid_t file, int64_t resume_step, const std::string& path) {
+  check_format(file, path);
+  try {
+    for (const std::string& name : table_names(file, path)) trim_table(file, name, resume_step, path);
+  } catch (const Error& damage) {
+    return damage.what();
+  }
+  return "";
 }
 
 void check_name(const std::string& name, const char* what, const std::string& where) {
@@ -176,6 +226,10 @@ Handle create_table(hid_t file, const std::string& name, const std::vector<std::
                    H5Dclose);
     VT_CHECK(dataset.valid(), where, ": cannot create column '", column, "'");
   }
+  Handle checksums(H5Dcreate2(table.get(), kChecksum, H5T_STD_U64LE, space.get(), H5P_DEFAULT, properties.get(),
+                              H5P_DEFAULT),
+                   H5Dclose);
+  VT_CHECK(checksums.valid(), where, ": cannot create the row checksums");
   return table;
 }
 
@@ -209,13 +263,15 @@ void check_row(const std::vector<std::string>& columns, const std::vector<std::s
 MetricsFile::MetricsFile(std::string path, int64_t resume_step) : path_(std::move(path)) {
   if (fs::exists(path_)) {
     Handle file = open_file(path_, H5F_ACC_RDWR);
-    if (file.valid()) {
-      check_format(file.get(), path_);
-      for (const std::string& name : table_names(file.get(), path_)) trim_table(file.get(), name, resume_step, path_);
+    if (!file.valid()) {
+      set_aside(path_, "HDF5 cannot open it");
+    } else if (std::string damage = trim_tables(file.get(), resume_step, path_); !damage.empty()) {
+      file.close();
+      set_aside(path_, damage);
+    } else {
       VT_CHECK(file.close(), "cannot write metrics file '", path_, "' (disk full?)");
       return;
     }
-    set_aside(path_);
   }
   create_file(path_);
 }
@@ -230,11 +286,18 @@ void MetricsFile::append(const std::string& table_name, const std::vector<std::p
                      ? Handle(H5Gopen2(file.get(), table_name.c_str(), H5P_DEFAULT), H5Gclose)
                      : create_table(file.get(), table_name, names, where);
   VT_CHECK(table.valid(), where, " is not a group");
-  check_row(read_columns_attribute(table.get(), where), names, where);
+  const std::vector<std::string> columns = read_columns_attribute(table.get(), where);
+  check_row(columns, names, where);
   const hsize_t rows = column_rows(open_column(table.get(), "step", where).get());
+  std::vector<double> in_column_order(columns.size());
   for (const auto& [name, value] : row) {
     Handle dataset = open_column(table.get(), name, where);
-    write_column(dataset.get(), rows + 1, rows, {value}, where + "/" + name);
+    write_column(dataset.get(), rows + 1, rows, std::vector<double>{value}, where + "/" + name);
+    in_column_order[std::find(columns.begin(), columns.end(), name) - columns.begin()] = value;
+  }
+  if (has_checksums(table.get())) {  // last: a row without its checksum is one being appended
+    write_column(open_column(table.get(), kChecksum, where).get(), rows + 1, rows,
+                 std::vector<uint64_t>{row_hash(in_column_order)}, where);
   }
   VT_CHECK(file.close(), "cannot write metrics file '", path_, "' (disk full?)");
 }

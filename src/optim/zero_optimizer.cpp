@@ -10,6 +10,7 @@
 #include <utility>
 
 #include "vesseltune/comm/sparse_rows.h"
+#include "vesseltune/core/fault_injection.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/log.h"
 
@@ -467,6 +468,7 @@ StepResult ZeroOptimizer::step(double lr) {
     sum_of_squares += sum_of_squares_host(host_grads_[parity_].data_ptr(), model_dtype_, host_summed, pool_.get());
   }
   if (host_summed < shard) sum_of_squares += sum_of_squares_device(grad_shard_.narrow(0, host_summed, shard - host_summed));
+  fault::point("norm", comm_.rank());
   if (sharded_) {
     sum_of_squares = comm_.all_reduce_host(sum_of_squares, comm::Communicator::Reduction::sum, "gradient norm");
   }

@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "trainer_impl.h"
+#include "vesseltune/core/fault_injection.h"
 #include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/log.h"
@@ -64,6 +65,7 @@ StepOutcome Trainer::train_step() {
   observer_->step_begins(state_.step);
   const auto step_start = Clock::now();
   comm_->set_phase("step " + std::to_string(state_.step + 1));
+  fault::point("step", world_.rank);
   seed_step(config_.train.seed, state_.step, world_.rank);
   StepOutcome step;
   step.lr = state_.schedule.lr_at(state_.step);

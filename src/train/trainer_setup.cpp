@@ -10,6 +10,7 @@
 #include "vesseltune/perf/memory_plan.h"
 #include "vesseltune/setup/model_setup.h"
 #include "vesseltune/setup/trained_model.h"
+#include "vesseltune/text/tokenizer.h"
 #include "vesseltune/text/tokenizer_files.h"
 
 namespace vesseltune::train {
@@ -63,6 +64,7 @@ void Trainer::keep_tokenizer_copy() {
   const fs::path copy = work_dir_ / setup::kRunTokenizerFolder;
   const bool kept = !options_.resume.empty() && fs::is_regular_file(copy / "tokenizer.json");
   if (world_.rank == 0 && !kept) {
+    text::Tokenizer::from_file(config_.model.tokenizer);  // a broken file is refused under its own name, not copied
     fs::create_directories(copy);
     text::copy_tokenizer_files(config_.model.tokenizer, copy.string());
   }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "vesseltune/core/fault_injection.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/metrics/vessel_metrics.h"
 #include "vesseltune/model/sam2/grounding_encoder.h"
@@ -44,6 +45,7 @@ ValidationResult validate(model::Sa2VAModel& model, data::DataLoader& loader, co
     totals[3] += out.loss_dice.item<double>();
     totals[4] += static_cast<double>(batch->size());
     totals[5] += 1;
+    fault::point("validation", comm.rank());
   }
   model->train();
   comm.all_reduce_host(totals, comm::Communicator::Reduction::sum, "validation totals");

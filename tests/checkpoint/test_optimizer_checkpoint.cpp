@@ -163,9 +163,11 @@ TEST(OptimizerCheckpointFile, NonFiniteValuesThatTheChecksumPassesAreRefusedByTe
     checkpoint::read_optimizer_state(path, again);
     FAIL() << "no error";
   } catch (const Error& error) {
-    // The rank that holds the element names it; the others name the rank that failed.
+    // The rank that holds the element names it; a rank whose share of the content hashes covers it names the
+    // tensor too; the others name the rank that failed.
     const std::string text = error.what();
     EXPECT_TRUE(text.find("non-finite value nan in tensor '" + last.name + "' (element 1") != std::string::npos ||
+                text.find("(tensor '" + last.name + "') do not match the content hash") != std::string::npos ||
                 text.find("could not be read on") != std::string::npos)
         << text;
   }
@@ -174,6 +176,41 @@ TEST(OptimizerCheckpointFile, NonFiniteValuesThatTheChecksumPassesAreRefusedByTe
     FAIL() << "no error";
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("trained tensor '" + last.name + "' holds 1 non-finite value(s)"),
+              std::string::npos)
+        << error.what();
+  }
+  MPI_Barrier(world.comm);
+  if (world.rank == 0) std::filesystem::remove(path);
+}
+
+TEST(OptimizerCheckpointFile, AFiniteChangeThatFletcherPassesFailsTheContentHashNamingTheTensor) {
+  // A finite value written through HDF5: its chunk's Fletcher-32 is recomputed and the value is plausible, so only
+  // the content hash its writer recorded can tell.
+  const auto world = comm::World::of(MPI_COMM_WORLD);
+  const ZeroConfig config = zero_config(ZeroSetup{2, OffloadDevice::cpu, 1, 1.0});
+  auto comm = make_comm(world);
+  const std::string path = write_one_step_checkpoint(world, *comm, config, "changed.h5");
+  TinyNet other = make_net(2, comm->device());
+  ZeroOptimizer again(trainable_parameters(*other), default_param_groups(config), config, *comm);
+  const TensorSlot& last = again.layout().slots().back();
+  if (world.rank == 0) {
+    EXPECT_TRUE(overwrite_float(path, "optimizer/master", static_cast<hsize_t>(last.canonical_offset + 1), 0.25f));
+  }
+  MPI_Barrier(world.comm);
+  try {
+    checkpoint::read_optimizer_state(path, again);
+    FAIL() << "no error";
+  } catch (const checkpoint::UnreadableCheckpoint& error) {
+    const std::string text = error.what();
+    EXPECT_TRUE(text.find("optimizer/master: elements [") != std::string::npos ||
+                text.find("could not be read on") != std::string::npos)
+        << text;
+  }
+  try {
+    checkpoint::load_trained_weights(path, *other);
+    FAIL() << "no error";
+  } catch (const Error& error) {
+    EXPECT_NE(std::string(error.what()).find("(tensor '" + last.name + "') do not match the content hash"),
               std::string::npos)
         << error.what();
   }

@@ -98,5 +98,31 @@ TEST(TruncatedImages, EveryFormatCutAtSeveralPointsIsADecodeErrorNamingTheFile) 
   fs::remove_all(dir);
 }
 
+// Headers that claim no pixels (found by the decoder fuzzer: a PGM whose height is not a number decoded as 8x0) or
+// more than any vessel image has are errors naming the file, before anything is allocated for them.
+TEST(DamagedHeaders, NoPixelsOrTooManyAreDecodeErrorsNamingTheFile) {
+  const fs::path dir = fs::temp_directory_path() / ("vt_headers_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  struct Case {
+    std::string name, bytes, expected;
+  };
+  const std::vector<Case> cases = {
+      {"no_height.pgm", std::string("P5\n8 \xc6\n255\n") + std::string(64, '\x10'), "its size is 8x0"},
+      {"huge.pgm", std::string("P5\n100000 100000\n255\n") + std::string(64, '\x10'), "more than vesseltune reads"},
+  };
+  for (const auto& [name, bytes, expected] : cases) {
+    const fs::path path = dir / name;
+    std::ofstream(path, std::ios::binary) << bytes;
+    try {
+      decode_image(path);
+      ADD_FAILURE() << name << " decoded";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find(path.string()), std::string::npos) << error.what();
+      EXPECT_NE(std::string(error.what()).find(expected), std::string::npos) << error.what();
+    }
+  }
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace vesseltune::data

@@ -1,5 +1,5 @@
 // libFuzzer harness for the safetensors header parser: any byte string must parse or throw vesseltune::Error,
-// never crash, hang or read out of bounds (run under AddressSanitizer by tests/io/fuzz.sh).
+// never crash, hang or read out of bounds (run under AddressSanitizer by tests/support/fuzz.sh).
 #include <cstddef>
 #include <cstdint>
 

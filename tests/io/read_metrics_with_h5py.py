@@ -37,8 +37,11 @@ def validation_row(s):
 def check_table(f, name, columns, rows):
     group = f[name]
     assert list(group.attrs["columns"]) == columns, (name, list(group.attrs["columns"]))
-    assert sorted(group.keys()) == sorted(columns), (name, sorted(group.keys()))
+    assert sorted(group.keys()) == sorted(columns + ["_checksum"]), (name, sorted(group.keys()))
     expected = np.array(rows, dtype=np.float64)
+    # One content hash per row (xxHash64 of the row's float64 values in column order, as written).
+    checksums = group["_checksum"]
+    assert checksums.dtype == np.uint64 and checksums.shape == (len(rows),), (name, checksums.dtype, checksums.shape)
     for c, column in enumerate(columns):
         dataset = group[column]
         assert dataset.dtype == np.float64 and dataset.ndim == 1 and dataset.chunks is not None, (name, column)

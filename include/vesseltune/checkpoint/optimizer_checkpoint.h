@@ -12,6 +12,7 @@
 
 #include <string>
 
+#include "vesseltune/core/check.h"
 #include "vesseltune/optim/zero_optimizer.h"
 
 namespace vesseltune::checkpoint {
@@ -20,9 +21,16 @@ namespace vesseltune::checkpoint {
 // ranks take turns (serial HDF5): rank 0 creates the group and datasets, then each rank writes its spans.
 void write_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer);
 
+// A checkpoint that cannot be read (damaged, or another run's tensors), as every rank agreed: the next one may be
+// tried. Any other error (a collective that failed) is not a property of the file and ends the job.
+class UnreadableCheckpoint : public Error {
+ public:
+  using Error::Error;
+};
+
 // Collective. Checks that the file's tensors (names, shapes, order) are the optimizer's, reads this rank's
-// spans, sets the step count and publishes the master weights into the model. Errors name the file and the
-// first tensor that differs.
+// spans, sets the step count and publishes the master weights into the model. A file that fails to read on any
+// rank throws UnreadableCheckpoint on every rank, naming the file and the first tensor that differs.
 void read_optimizer_state(const std::string& path, optim::ZeroOptimizer& optimizer);
 
 // The trained weights of a checkpoint (its fp32 master weights), copied by name into MODULE's parameters

@@ -4,6 +4,9 @@
 //   /                 attributes format = "vesseltune-metrics", format_version = 1
 //   /<table>          group; attribute "columns" (the column names in order, "step" first)
 //   /<table>/<column> 1-D float64, extendible, chunked
+//   /<table>/_checksum 1-D uint64: per row, the content hash (io/content_hash.h) of its values in column order,
+//                     written after them. Readers verify every row: a row that differs is an error naming it (files
+//                     from before the checksums have none and are read as they are).
 // Each append opens the file, appends and closes it, so the file is consistent between appends: h5py can read
 // it while the run goes on, and a crash loses at most the row being written.
 
@@ -19,8 +22,8 @@ class MetricsFile {
  public:
   // Creates PATH or opens it for appending. Rows of every table whose step > resume_step are removed (they were
   // logged after the checkpoint the run resumes from and will be logged again); resume_step < 0 keeps everything.
-  // An existing file that HDF5 cannot open is renamed to PATH.corrupt (with a warning) and a new one begins; an
-  // HDF5 file that is not a metrics file is refused.
+  // An existing file that HDF5 cannot open, or with a row that fails its checksum, is renamed to PATH.corrupt (with
+  // a warning) and a new one begins; an HDF5 file that is not a metrics file is refused.
   MetricsFile(std::string path, int64_t resume_step);
 
   // The first row of a table fixes its columns and their order ("step" first); a later row with other names is
