@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Configures and builds into build/ (incremental; ccache keeps rebuilds of a fresh clone cheap).
+# Configures and builds into build/ (incremental; ccache keeps rebuilds of a fresh clone cheap). TARGETS (optional,
+# space-separated) builds only those, e.g. the demo's programs without the tests and benchmarks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -9,4 +10,5 @@ export CCACHE_BASEDIR=$PWD CCACHE_SLOPPINESS=pch_defines,time_macros,include_fil
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then
   cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@"
 fi
-cmake --build "$BUILD_DIR" -j "$JOBS"
+# shellcheck disable=SC2086  # TARGETS is a list
+cmake --build "$BUILD_DIR" -j "$JOBS" ${TARGETS:+--target $TARGETS}

@@ -11,6 +11,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # dpkg's per-package lines go to a log (shown only when the install fails).
+  log=$(mktemp)
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends -o Dpkg::Use-Pty=0 \
+    "${missing[@]}" >"$log" 2>&1 || { tail -40 "$log"; rm -f "$log"; exit 1; }
+  rm -f "$log"
 fi
 echo "dependencies: all ${#packages[@]} packages present"

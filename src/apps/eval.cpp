@@ -13,8 +13,8 @@
 #include <sstream>
 
 #include "vesseltune/comm/launch.h"
-#include "vesseltune/core/fault_injection.h"
 #include "vesseltune/core/check.h"
+#include "vesseltune/core/fault_injection.h"
 #include "vesseltune/core/log.h"
 #include "vesseltune/data/codec.h"
 #include "vesseltune/data/model_inputs.h"
@@ -22,6 +22,7 @@
 #include "vesseltune/eval/metrics_report.h"
 #include "vesseltune/eval/overlay.h"
 #include "vesseltune/eval/segmenter.h"
+#include "vesseltune/export/output_folder.h"
 #include "vesseltune/metrics/vessel_metrics.h"
 #include "vesseltune/setup/trained_model.h"
 
@@ -37,6 +38,7 @@ struct Arguments {
   double threshold = metrics::kDefaultThreshold;
   int best_worst = 4;
   double collective_timeout_s = 1800;
+  bool overwrite = false;
   eval::SegmenterOptions segmenter;
 };
 
@@ -147,24 +149,14 @@ void write_reports(const metrics::MetricsAccumulator& accumulator, const std::st
   eval::write_metrics_hdf5((out / "metrics.h5").string(), accumulator.images(), summary);
   write_contact_sheet(accumulator.images(), args.best_worst, out);
   VT_LOG(info) << "metrics of " << what << ":\n" << eval::format_metrics_table(summary);
-  VT_LOG(info) << "written: " << (out / "masks").string() << "/, " << (out / "overlays").string() << "/, "
-               << (out / "metrics_per_image.csv").string() << ", " << (out / "metrics_summary.csv").string() << ", "
-               << (out / "metrics.h5").string() << ", " << (out / "contact_sheet.png").string();
 }
 
-int evaluate(const Arguments& args, const comm::World& world) {
+// Every rank's images scored into ARGS.out (the staging folder), the reports written by rank 0.
+void score_and_report(const Arguments& args, const comm::World& world, comm::Communicator& comm) {
   const fs::path out(args.out);
-  const auto comm = comm::make_communicator(world, comm::Backend::automatic,
-                                            std::chrono::milliseconds(static_cast<int64_t>(args.collective_timeout_s * 1000)));
-  if (world.rank == 0) {
-    fs::create_directories(out / "masks");
-    fs::create_directories(out / "overlays");
-  }
-  comm->barrier("eval: output folder");
-  log::init({world.rank, log::Severity::info, false, (out / "eval.log").string()});
   const setup::TrainedModel model = args.checkpoint.empty()
-                                        ? setup::load_merged_model(args.weights, args.overrides, comm->device())
-                                        : setup::load_trained_model(args.checkpoint, args.overrides, comm->device());
+                                        ? setup::load_merged_model(args.weights, args.overrides, comm.device())
+                                        : setup::load_trained_model(args.checkpoint, args.overrides, comm.device());
   const eval::ImageSource source(args.data, args.split, args.layout, args.mask_threshold);
   eval::Segmenter segmenter(model, args.segmenter);
   VT_LOG(info) << "evaluating " << model.source << " on " << source.size() << " images of " << source.description()
@@ -172,22 +164,40 @@ int evaluate(const Arguments& args, const comm::World& world) {
 
   RankResults mine = evaluate_my_images(segmenter, source, args, world);
   if (!source.labelled()) {
-    comm->barrier("eval: every mask written");
-    VT_LOG(info) << "no ground truth in " << args.data << ": masks written to " << (out / "masks").string()
-                 << ", nothing scored";
-    return 0;
+    VT_LOG(info) << "no ground truth in " << args.data << ": masks only, nothing scored";
+    return;
   }
   fault::point("eval-gather", world.rank);
-  const metrics::MetricsAccumulator accumulator = gather_metrics(mine, *comm);
-  const std::vector<double> without_seg = comm->gather_host(
+  const metrics::MetricsAccumulator accumulator = gather_metrics(mine, comm);
+  const std::vector<double> without_seg = comm.gather_host(
       std::vector<double>{static_cast<double>(segmenter.answers_without_seg())}, 0, "eval: answers without [SEG]");
-  if (world.rank != 0) return 0;
+  if (world.rank != 0) return;
   if (args.segmenter.generate) {
     VT_LOG(info) << "generated answers without [SEG] (scored as empty masks): "
                  << std::accumulate(without_seg.begin(), without_seg.end(), 0.0) << " of " << source.size()
                  << (args.segmenter.mode == "tile" ? " windows' images" : " images");
   }
   write_reports(accumulator, model.source + " on " + source.description(), args);
+}
+
+// The output folder appears only when complete (written as OUT.tmp, renamed by rank 0); a failed run leaves nothing.
+int evaluate(const Arguments& args, const comm::World& world) {
+  std::unique_ptr<exporting::OutputFolder> folder;
+  if (world.rank == 0) folder = std::make_unique<exporting::OutputFolder>(args.out, args.overwrite);
+  Arguments staged = args;
+  staged.out = exporting::OutputFolder::staging_for(args.out).string();
+  const auto comm = comm::make_communicator(world, comm::Backend::automatic,
+                                            std::chrono::milliseconds(static_cast<int64_t>(args.collective_timeout_s * 1000)));
+  const fs::path staging(staged.out);
+  if (world.rank == 0) fs::create_directories(staging / "masks"), fs::create_directories(staging / "overlays");
+  comm->barrier("eval: output folder");
+  log::init({world.rank, log::Severity::info, false, (staging / "eval.log").string()});
+  score_and_report(staged, world, *comm);
+  comm->barrier("eval: every file written");
+  if (world.rank != 0) return 0;
+  folder->commit();
+  VT_LOG(info) << "written: " << args.out << "/ (masks/, overlays/, eval.log and, with ground truth, "
+               << "metrics_per_image.csv, metrics_summary.csv, metrics.h5, contact_sheet.png)";
   return 0;
 }
 
@@ -195,6 +205,7 @@ int evaluate(const Arguments& args, const comm::World& world) {
 
 int main(int argc, char** argv) {
   CLI::App app{"vesseltune-eval: masks, overlays and vessel metrics of a trained Sa2VA (run under mpirun or srun)"};
+  app.option_defaults()->always_capture_default();
   Arguments args;
   auto* checkpoint = app.add_option("--checkpoint", args.checkpoint,
                                     "training checkpoint (step_N.h5) or work dir (its newest checkpoint)");
@@ -205,7 +216,8 @@ int main(int argc, char** argv) {
   app.add_option("--split", args.split, "split of packed data: val, train, or \"\" for every sample");
   app.add_option("--layout", args.layout, "image folder layout (DRIVE, STARE, CHASE_DB1, HRF, FIVES, generic); default: detect");
   app.add_option("--mask-threshold", args.mask_threshold, "as vesseltune-pack's: mask values >= T are vessel (0: two levels)");
-  app.add_option("--out", args.out, "output folder")->required();
+  app.add_option("--out", args.out, "output folder (refused if it exists, unless --overwrite)")->required();
+  app.add_flag("--overwrite", args.overwrite, "replace an existing output folder once the new one is complete");
   app.add_option("--mode", args.segmenter.mode, "resize (whole image, as trained) or tile (overlapping native windows)");
   app.add_option("--tile-size", args.segmenter.tile_size, "tile mode: window side in pixels")->check(CLI::PositiveNumber);
   app.add_option("--tile-overlap", args.segmenter.tile_overlap, "tile mode: pixels shared by neighbouring windows")

@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
-#include <cstring>
 #include <fstream>
 #include <memory>
 #include <mutex>
@@ -17,6 +16,7 @@
 
 #include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
+#include "stb_input_checks.h"
 
 namespace vesseltune::data {
 
@@ -61,49 +61,12 @@ Image from_stb(uint8_t* pixels, int width, int height, int channels_in_file) {
   return image;
 }
 
-bool starts_with(const std::vector<uint8_t>& bytes, const char* magic) {
-  const size_t n = std::strlen(magic);
-  return bytes.size() >= n && std::equal(magic, magic + n, bytes.begin());
-}
-
-// Binary PNM (P5/P6): the bytes after the header (magic, width, height, maxval, one whitespace) that the pixels need.
-// stb_image fills what a cut file lacks without an error. Empty when BYTES are no binary PNM; else a message.
-std::string pnm_shortfall(const std::vector<uint8_t>& bytes) {
-  if (!starts_with(bytes, "P5") && !starts_with(bytes, "P6")) return "";
-  size_t at = 2;
-  int64_t fields[3] = {0, 0, 0};
-  for (int64_t& field : fields) {
-    while (at < bytes.size() && (std::isspace(bytes[at]) || bytes[at] == '#')) {
-      if (bytes[at] == '#') {
-        while (at < bytes.size() && bytes[at] != '\n') ++at;
-      } else {
-        ++at;
-      }
-    }
-    while (at < bytes.size() && std::isdigit(bytes[at])) field = field * 10 + (bytes[at++] - '0');
-  }
-  ++at;  // the single whitespace before the pixels
-  const int64_t sample_bytes = fields[2] > 255 ? 2 : 1, channels = bytes[1] == '6' ? 3 : 1;
-  const int64_t needed = fields[0] * fields[1] * channels * sample_bytes;
-  const int64_t present = static_cast<int64_t>(bytes.size()) - static_cast<int64_t>(at);
-  if (present >= needed) return "";
-  return "truncated PNM: " + std::to_string(present) + " of " + std::to_string(needed) + " pixel bytes";
-}
-
-// Formats whose decoder accepts a file cut short: the check that it is whole ("" when it is, or not that format).
-std::string truncation(const std::vector<uint8_t>& bytes) {
-  // A GIF ends with its trailer byte ';' (0x3B), before any zero padding; stb_image decodes the rows it has and
-  // leaves the rest. (A cut that happens to end on 0x3B passes this check.)
-  if (starts_with(bytes, "GIF87a") || starts_with(bytes, "GIF89a")) {
-    const auto last = std::find_if(bytes.rbegin(), bytes.rend(), [](uint8_t b) { return b != 0; });
-    if (last == bytes.rend() || *last != 0x3B) return "truncated GIF: no trailer";
-  }
-  return pnm_shortfall(bytes);
-}
-
 // A header's size, before anything that large is allocated: some pixels, and at most kMaxPixels (a damaged header
 // would otherwise claim gigabytes).
-constexpr int64_t kMaxPixels = int64_t{1} << 27;
+#ifndef VT_MAX_IMAGE_PIXELS
+#define VT_MAX_IMAGE_PIXELS (int64_t{1} << 27)  // the fuzzer builds with less, to keep each input fast
+#endif
+constexpr int64_t kMaxPixels = VT_MAX_IMAGE_PIXELS;
 void check_size(int64_t width, int64_t height, const std::filesystem::path& path) {
   VT_CHECK(width > 0 && height > 0, "cannot decode image ", path.string(), ": its size is ", width, "x", height);
   VT_CHECK(width * height <= kMaxPixels, "cannot decode image ", path.string(), ": ", width, "x", height,
@@ -115,8 +78,8 @@ Image decode_with_stb(const std::vector<uint8_t>& bytes, const std::filesystem::
   if (stbi_info_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels)) {
     check_size(width, height, path);
   }
-  const std::string cut = truncation(bytes);
-  VT_CHECK(cut.empty(), "cannot decode image ", path.string(), ": ", cut);
+  const std::string damage = stb_input_damage(bytes);
+  VT_CHECK(damage.empty(), "cannot decode image ", path.string(), ": ", damage);
   std::unique_ptr<uint8_t, void (*)(void*)> pixels(
       stbi_load_from_memory(bytes.data(), static_cast<int>(bytes.size()), &width, &height, &channels, 0),
       stbi_image_free);

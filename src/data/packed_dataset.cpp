@@ -2,9 +2,11 @@
 
 #include <mutex>
 
-#include "vesseltune/io/hdf5.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/data/checksum.h"
+#include "vesseltune/data/shard_format.h"
+#include "vesseltune/io/content_hash.h"
+#include "vesseltune/io/hdf5.h"
 #include "vesseltune/data/zlib_stream.h"
 
 namespace vesseltune::data {
@@ -68,6 +70,11 @@ std::vector<uint8_t> read_chunk(hid_t dataset, size_t rank, size_t bytes, const 
   uint32_t skipped_filters = 0;
   VT_CHECK(H5Dread_chunk(dataset, H5P_DEFAULT, origin.data(), &skipped_filters, raw.data()) >= 0, where,
            ": cannot read dataset '", name, "'");
+  std::vector<int64_t> hash;  // absent in shards packed before content hashes: those are read as they are
+  if (io::hdf5::read_int_attribute(dataset, kChunkHashAttribute, hash)) {
+    VT_CHECK(hash.size() == 1 && static_cast<uint64_t>(hash[0]) == io::content_hash(raw.data(), raw.size()), where,
+             ": dataset '", name, "' does not match the content hash written with it (damaged since it was packed)");
+  }
   Handle properties(H5Dget_create_plist(dataset), H5Pclose);
   // Stored without a filter (images by default, --compression 0), or HDF5 skipped the deflate filter for this chunk.
   if (H5Pget_nfilters(properties.get()) == 0 || (skipped_filters & 1u)) {

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "vesseltune/io/content_hash.h"
 #include "vesseltune/io/hdf5.h"
 #include "vesseltune/core/atomic_file.h"
 #include "vesseltune/core/check.h"
@@ -45,7 +46,7 @@ std::string utc_now() {
 }
 
 // One dataset of DIMS uint8 values stored as a single chunk, written as is: deflated at LEVEL, or without a
-// filter at level 0.
+// filter at level 0; its attribute "xxh64" is the content hash of the stored chunk (readers check it).
 void write_chunk_dataset(hid_t group, const char* name, const std::vector<hsize_t>& dims,
                          const std::vector<uint8_t>& chunk, int level, const std::string& where) {
   Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
@@ -58,6 +59,8 @@ void write_chunk_dataset(hid_t group, const char* name, const std::vector<hsize_
   const std::vector<hsize_t> origin(dims.size(), 0);
   VT_CHECK(H5Dwrite_chunk(dataset.get(), H5P_DEFAULT, 0, origin.data(), chunk.size(), chunk.data()) >= 0,
            where, ": cannot write dataset '", name, "'");
+  io::hdf5::write_int_attribute(dataset.get(), kChunkHashAttribute,
+                                {static_cast<int64_t>(io::content_hash(chunk.data(), chunk.size()))});
 }
 
 }  // namespace

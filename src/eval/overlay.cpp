@@ -89,14 +89,25 @@ data::Image render_overlay(const data::Image& image, const at::Tensor& predicted
       for (int c = 0; c < 3; ++c) out.at(y, x, c) = static_cast<uint8_t>(colour[c] >> shift);
     }
   }
-  const std::pair<const uint8_t*, const char*> entries[3] = {
-      {kTruePositiveColour, "green: vessel found (true positive)"},
-      {kFalsePositiveColour, "red: background called vessel (false positive)"},
-      {kFalseNegativeColour, "blue: vessel missed (false negative)"}};
+  // Each entry in words, or in short where the words would be cut (images narrower than about 300 pixels).
+  struct Entry {
+    const uint8_t* colour;
+    const char* words;
+    const char* in_short;
+  };
+  const Entry entries[3] = {
+      {kTruePositiveColour, "green: vessel found (true positive)", "green: true positive"},
+      {kFalsePositiveColour, "red: background called vessel (false positive)", "red: false positive"},
+      {kFalseNegativeColour, "blue: vessel missed (false negative)", "blue: false negative"}};
+  const int text_left = scale * (2 * kGap + kGlyphHeight);
+  bool fits = true;
+  for (const Entry& entry : entries) {
+    fits = fits && text_left + scale * stb_easy_font_width(const_cast<char*>(entry.words)) <= out.width;
+  }
   for (int line = 0; line < 3; ++line) {
     const int top = image.height + scale * (kGap + line * kLineHeight);
-    fill(out, scale * kGap, top, scale * (kGap + kGlyphHeight), top + scale * kGlyphHeight, entries[line].first);
-    draw_text(out, scale * (2 * kGap + kGlyphHeight), top, scale, entries[line].second, kWhite, out.width);
+    fill(out, scale * kGap, top, scale * (kGap + kGlyphHeight), top + scale * kGlyphHeight, entries[line].colour);
+    draw_text(out, text_left, top, scale, fits ? entries[line].words : entries[line].in_short, kWhite, out.width);
   }
   return out;
 }

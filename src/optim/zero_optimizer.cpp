@@ -468,7 +468,7 @@ StepResult ZeroOptimizer::step(double lr) {
     sum_of_squares += sum_of_squares_host(host_grads_[parity_].data_ptr(), model_dtype_, host_summed, pool_.get());
   }
   if (host_summed < shard) sum_of_squares += sum_of_squares_device(grad_shard_.narrow(0, host_summed, shard - host_summed));
-  fault::point("norm", comm_.rank());
+  if (fault::point("norm", comm_.rank())) sum_of_squares = std::nan("");
   if (sharded_) {
     sum_of_squares = comm_.all_reduce_host(sum_of_squares, comm::Communicator::Reduction::sum, "gradient norm");
   }

@@ -32,7 +32,6 @@ TrainingSummary Trainer::run() {
     summary.initial_dice = initial.dice_fov;
     record_validation(initial);
   }
-  install_stop_handlers();
   train_loader_->start(state_.sampler);
   while (state_.step < state_.schedule.total_steps) {
     const StepOutcome step = train_step();

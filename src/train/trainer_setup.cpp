@@ -12,6 +12,7 @@
 #include "vesseltune/setup/trained_model.h"
 #include "vesseltune/text/tokenizer.h"
 #include "vesseltune/text/tokenizer_files.h"
+#include "vesseltune/train/stop_request.h"
 
 namespace vesseltune::train {
 namespace detail {
@@ -27,6 +28,7 @@ Trainer::Trainer(const setup::TrainConfig& config, const RunOptions& options, co
       world_(world),
       work_dir_(config_.runtime.work_dir),
       stop_file_(work_dir_ / "STOP") {
+  install_stop_handlers();  // before the long set-up: a stop request then (a time limit's signal) is kept, not fatal
   refuse_an_existing_run();
   fs::create_directories(work_dir_);
   log::init({world.rank, log::Severity::info, false, (work_dir_ / "train.log").string()});

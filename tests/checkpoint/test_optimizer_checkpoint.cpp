@@ -28,6 +28,13 @@ std::string checkpoint_path(const comm::World& world, const std::string& name) {
   return base + "/" + name;
 }
 
+// Removes a test's checkpoint and, with the last one, the folder checkpoint_path made.
+void remove_checkpoint(const std::string& path) {
+  std::filesystem::remove(path);
+  std::error_code not_empty;
+  std::filesystem::remove(std::filesystem::path(path).parent_path(), not_empty);
+}
+
 void create_empty_file(const std::string& path, const comm::World& world) {
   if (world.rank == 0) H5Fclose(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
   MPI_Barrier(world.comm);
@@ -94,7 +101,7 @@ TEST_P(OptimizerCheckpoint, SaveOnNResumeOnNAndOnFewer) {
     expect_close(resumed, uninterrupted, 1e-6, "resumed from the file on " + std::to_string(fewer) + " rank(s)");
   }
   MPI_Barrier(world.comm);
-  if (world.rank == 0) std::filesystem::remove(path);
+  if (world.rank == 0) remove_checkpoint(path);
 }
 
 INSTANTIATE_TEST_SUITE_P(Offload, OptimizerCheckpoint,
@@ -140,7 +147,7 @@ TEST(OptimizerCheckpointFile, CorruptionIsDetectedByTheChecksum) {
   } catch (const Error& error) {
     EXPECT_NE(std::string(error.what()).find("corrupt.h5"), std::string::npos) << error.what();
   }
-  if (world.rank == 0) std::filesystem::remove(path);
+  if (world.rank == 0) remove_checkpoint(path);
 }
 
 TEST(OptimizerCheckpointFile, NonFiniteValuesThatTheChecksumPassesAreRefusedByTensorName) {
@@ -180,7 +187,7 @@ TEST(OptimizerCheckpointFile, NonFiniteValuesThatTheChecksumPassesAreRefusedByTe
         << error.what();
   }
   MPI_Barrier(world.comm);
-  if (world.rank == 0) std::filesystem::remove(path);
+  if (world.rank == 0) remove_checkpoint(path);
 }
 
 TEST(OptimizerCheckpointFile, AFiniteChangeThatFletcherPassesFailsTheContentHashNamingTheTensor) {
@@ -215,7 +222,7 @@ TEST(OptimizerCheckpointFile, AFiniteChangeThatFletcherPassesFailsTheContentHash
         << error.what();
   }
   MPI_Barrier(world.comm);
-  if (world.rank == 0) std::filesystem::remove(path);
+  if (world.rank == 0) remove_checkpoint(path);
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ TEST(Log, RankZeroWritesInfoToTheRunFile) {
   EXPECT_TRUE(std::regex_search(text, std::regex(R"(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ info \[rank 0\] iter: 10, loss_mask: 1.8)")))
       << text;
   EXPECT_EQ(text.find("not shown"), std::string::npos);
+  std::filesystem::remove(file);
 }
 
 TEST(Log, OtherRanksWriteOnlyWarningsToTheirOwnFile) {
@@ -46,6 +47,7 @@ TEST(Log, OtherRanksWriteOnlyWarningsToTheirOwnFile) {
   const std::string text = read(file + ".rank3");
   EXPECT_EQ(text.find("progress"), std::string::npos) << text;
   EXPECT_NE(text.find("warning [rank 3] step 7 skipped"), std::string::npos) << text;
+  std::filesystem::remove(file + ".rank3");
 }
 
 }  // namespace

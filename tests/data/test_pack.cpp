@@ -472,6 +472,34 @@ TEST_F(ReaderValidationTest, ChecksumMismatchIsRefused) {
   expect_read_error({"checksum"});
 }
 
+// A stored image chunk changed after the manifest was (re)written, as damage after a run has checked the shard:
+// the chunk's content hash refuses it when the sample is read.
+TEST_F(ReaderValidationTest, AChangedChunkFailsItsContentHashWhenRead) {
+  const std::string key = manifest()["shards"][1]["samples"][0]["key"];
+  haddr_t address = 0;
+  hsize_t bytes = 0;
+  {
+    hid_t file = H5Fopen(shard().c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t dataset = H5Dopen2(file, ("samples/" + key + "/image").c_str(), H5P_DEFAULT);
+    hid_t space = H5Dget_space(dataset);
+    hsize_t origin[3];
+    unsigned filters = 0;
+    EXPECT_GE(H5Dget_chunk_info(dataset, space, 0, origin, &filters, &address, &bytes), 0);
+    H5Sclose(space);
+    H5Dclose(dataset);
+    H5Fclose(file);
+  }
+  ASSERT_GT(bytes, 100u);
+  std::fstream file(shard(), std::ios::in | std::ios::out | std::ios::binary);
+  file.seekg(static_cast<std::streamoff>(address + bytes / 2));
+  const char byte = static_cast<char>(file.get());
+  file.seekp(static_cast<std::streamoff>(address + bytes / 2));
+  file.put(static_cast<char>(byte ^ 0x10));  // a stored image: any byte is a valid pixel
+  file.close();
+  refresh_checksum();
+  expect_read_error({"sample " + key, "dataset 'image' does not match the content hash"});
+}
+
 TEST_F(ReaderValidationTest, UnknownFormatVersionIsRefused) {
   hid_t file = H5Fopen(shard().c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
   ASSERT_GE(file, 0);

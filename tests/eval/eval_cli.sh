@@ -63,4 +63,10 @@ expect_error "no image folder or packed data set at '$WORK/missing'" --checkpoin
 mkdir "$WORK/images" && echo "not an image" > "$WORK/images/broken.png"
 expect_error "cannot decode image $WORK/images/broken.png" --checkpoint "$WORK/run" --data "$WORK/images" --out "$WORK/bad3"
 expect_error "no complete training checkpoint" --checkpoint "$WORK/data" --data "$WORK/data" --out "$WORK/bad4"
-echo "vesseltune-eval: outputs, independent metric check and bad input all as expected"
+expect_error "output folder '$WORK/eval' exists already" --checkpoint "$WORK/run" --data "$WORK/data" --out "$WORK/eval"
+for n in 1 2 3 4; do  # a failed evaluation leaves no output folder (at most OUT.tmp, which the next run removes)
+  [ ! -e "$WORK/bad$n" ] || { echo "a failed evaluation left $WORK/bad$n"; exit 1; }
+done
+"${MPIRUN[@]}" -np 2 "$BIN/vesseltune-eval" --checkpoint "$WORK/run" --data "$WORK/data" --split "" --out "$WORK/eval" \
+  --overwrite > "$WORK/eval2.log" 2>&1 || { cat "$WORK/eval2.log"; exit 1; }
+echo "vesseltune-eval: outputs, independent metric check, bad input and output folder rules all as expected"

@@ -60,6 +60,16 @@ TEST(Overlay, LegendShowsTheThreeColoursAndText) {
   EXPECT_EQ(count_colour(out, 0, height, 0, width, Rgb{0, 0, 0}), height * width);
 }
 
+TEST(Overlay, ANarrowImageGetsTheShortLegendUncut) {
+  // 256 pixels: the worded legend ("red: background called vessel (false positive)") would run past the edge.
+  const int height = 16, width = 256;
+  data::Image image(height, width, 3, 0);
+  const at::Tensor empty = at::zeros({height, width}, at::kByte);
+  const data::Image out = render_overlay(image, empty, empty, at::ones({height, width}, at::kByte));
+  EXPECT_GT(count_colour(out, height, out.height, 0, width, Rgb{255, 255, 255}), 10);
+  EXPECT_EQ(count_colour(out, height, out.height, width - 40, width, Rgb{255, 255, 255}), 0) << "the text is cut";
+}
+
 TEST(Overlay, RejectsMismatchedMasks) {
   data::Image image(2, 4, 3);
   const at::Tensor good = at::zeros({2, 4}, at::kByte);

@@ -22,7 +22,7 @@ KEPT_OK=0
 MPIRUN=(mpirun --oversubscribe --bind-to none -x OMP_NUM_THREADS=1 -x VESSELTUNE_FAULT)
 train_args() {  # train_args WORK_DIR [options...]: the arguments of one rank
   local dir=$1; shift
-  echo --config "$SRC/configs/tiny_vessel.yaml" --data "$WORK/data" --work-dir "$dir" \
+  echo --config "$SRC/configs/tiny_vessel.yaml" --data "${DATA:-$WORK/data}" --work-dir "$dir" \
     --set model.tokenizer="$SRC/configs/tiny/tokenizer.json" --set model.sam2_image_size=128 \
     --set train.micro_batch=1 --set train.accumulation=1 --set loss.num_points=1024 --set train.log_interval=1 \
     --set train.save_steps=2 --set train.val_interval=3 --set runtime.collective_timeout_s=$TIMEOUT "$@"
@@ -111,6 +111,114 @@ ends_the_job kill validation 2 "" 2
 ends_the_job stop validation 2 "validation totals" 2
 ends_the_job kill checkpoint-write 1 "" 2
 ends_the_job stop checkpoint-write 1 "checkpoint: rank 1" 2
+
+# Non-finite gradients on one rank (its norm poisoned): a few steps are skipped on every rank and the run goes on;
+# max_nonfinite_steps in a row end it with an error naming the last good checkpoint.
+DIR=$WORK/nan_few
+VESSELTUNE_FAULT="norm:1:nan:4:2" train "$DIR" --set train.max_steps=8
+LAST_OUT=$DIR.out
+ok=1; [ "$STATUS" -eq 0 ] || ok=0
+skipped=$(grep -c "step skipped" "$DIR/train.log")
+[ "$skipped" -eq 2 ] || ok=0
+kept "$DIR" 8 >"$WORK/kept.txt"; [ "$KEPT_OK" = 1 ] || ok=0
+row "NaN gradients, 2 steps" "rank 1's norm" "2 steps skipped, run ends well" "exit $STATUS, $skipped skipped" "$ok" \
+  "$(cat "$WORK/kept.txt")"
+
+DIR=$WORK/nan_many
+VESSELTUNE_FAULT="norm:1:nan:4:100" train "$DIR" --set train.max_steps=12 --set train.max_nonfinite_steps=5
+LAST_OUT=$DIR.out
+ok=1; [ "$STATUS" -ne 0 ] && [ "$STATUS" -ne 124 ] || ok=0
+# Steps 5..9 skipped (the weights of step 4, saved again at steps 6 and 8).
+grep -q "5 optimizer steps in a row had non-finite gradients .*step_00000008.h5" "$DIR.out" || ok=0
+kept "$DIR" 8 >"$WORK/kept.txt"; [ "$KEPT_OK" = 1 ] || ok=0
+row "NaN gradients, every step" "rank 1's norm" "error after 5, naming the last checkpoint" "exit $STATUS" "$ok" \
+  "$(cat "$WORK/kept.txt")"
+
+# SIGTERM to one rank in the middle of a save: the save completes, the run stops cleanly after the next step.
+DIR=$WORK/term_save
+VESSELTUNE_FAULT="checkpoint-write:1:term" train "$DIR" --set train.max_steps=8
+LAST_OUT=$DIR.out
+ok=1; [ "$STATUS" -eq 0 ] || ok=0
+grep -q '"state": "stopped"' "$DIR/run_status.json" || ok=0
+stopped=$(sed -n 's/.*"step": \([0-9]*\).*/\1/p' "$DIR/run_status.json")
+kept "$DIR" "${stopped:-0}" >"$WORK/kept.txt"; [ "$KEPT_OK" = 1 ] || ok=0
+row "SIGTERM rank 1" "checkpoint-write" "save completes, clean stop" "exit $STATUS, stopped at step ${stopped:-?}" "$ok" \
+  "$(cat "$WORK/kept.txt")"
+
+# A shard chunk changed while the run reads it (after the start-up CRC check): the sample's content hash stops the
+# run in the next epoch, naming shard and sample; with the byte restored, the newest checkpoint resumes.
+poke() {  # poke FILE OFFSET BYTE
+  $PYTHON -c "import sys; f = open(sys.argv[1], 'r+b'); f.seek(int(sys.argv[2])); f.write(bytes([int(sys.argv[3])]))" "$@"
+}
+export DATA=$WORK/data_damaged
+cp -r "$WORK/data" "$DATA"
+DIR=$WORK/shard
+train_in_background() {
+  # shellcheck disable=SC2046
+  # 40 steps: two whole epochs of 36 samples on 2 ranks, so every sample is read after the damage.
+  timeout 120 "${MPIRUN[@]}" -np 2 "$BIN/vesseltune-train" $(train_args "$DIR" --set train.max_steps=40) >"$DIR.out" 2>&1 &
+  JOB=$!
+}
+train_in_background
+for _ in $(seq 240); do grep -q "iter: 2," "$DIR/train.log" 2>/dev/null && break; sleep 0.5; done
+read -r OFFSET BYTE < <($PYTHON - "$DATA/train-00000.h5" <<'EOF'
+import sys, h5py
+with h5py.File(sys.argv[1], "r") as f:
+    key = sorted(f["samples"].keys())[0]
+    info = f["samples"][key]["image"].id.get_chunk_info(0)
+offset = info.byte_offset + info.size // 2
+with open(sys.argv[1], "rb") as f:
+    f.seek(offset)
+    print(offset, f.read(1)[0])
+EOF
+)
+poke "$DATA/train-00000.h5" "$OFFSET" $((BYTE ^ 16))
+START=$(date +%s.%N)
+wait "$JOB"; STATUS=$?
+SECONDS_TO_EXIT=$(echo "$(date +%s.%N) - $START" | bc | xargs printf "%.1f")
+LAST_OUT=$DIR.out
+ok=1; [ "$STATUS" -ne 0 ] && [ "$STATUS" -ne 124 ] || ok=0
+grep -q "train-00000.h5 sample .*dataset 'image' does not match the content hash" "$DIR.out" || ok=0
+poke "$DATA/train-00000.h5" "$OFFSET" "$BYTE"
+NEWEST=$(ls "$DIR/checkpoints" | sed -n 's/^step_0*\([0-9][0-9]*\)\.h5$/\1/p' | sort -n | tail -1)
+kept "$DIR" "${NEWEST:-0}" >"$WORK/kept.txt"; [ "$KEPT_OK" = 1 ] || ok=0
+row "a stored pixel changed" "shard, mid-run" "error naming shard and sample" "exit $STATUS" "$ok" "$(cat "$WORK/kept.txt")"
+unset DATA
+
+# A full disk while the run writes (a tmpfs of its own): a checkpoint that does not fit, or not even a metrics row.
+# FREE is what is left free after step 2's checkpoint: half of a checkpoint, or nothing.
+disk_full() {  # disk_full WHERE FREE(half|none)
+  local mnt=$WORK/full_$2
+  mkdir -p "$mnt"
+  if ! mount -t tmpfs -o size=64m tmpfs "$mnt" 2>/dev/null; then
+    SECONDS_TO_EXIT=0; LAST_OUT=/dev/null
+    row "disk full" "$1" "error, previous kept" "skipped: cannot mount a tmpfs here" 1 "-"
+    return
+  fi
+  MOUNTS+=("$mnt")
+  local dir=$mnt/run
+  train "$dir" --set train.max_steps=2
+  local size left
+  size=$(stat -c %s "$dir/checkpoints/step_00000002.h5")
+  left=$([ "$2" = half ] && echo $((size / 2)) || echo 0)
+  fallocate -l $(($(df -B1 --output=avail "$mnt" | tail -1) - left)) "$mnt/filler"
+  train "$dir" --resume auto --set train.max_steps=4
+  LAST_OUT=$dir.out
+  local ok=1 observed="exit $STATUS"
+  [ "$STATUS" -ne 0 ] && [ "$STATUS" -ne 124 ] || ok=0
+  if grep -qiE "disk full|No space left" "$dir.out"; then
+    observed+=": $(grep -m1 -oiE "cannot [a-z]+ [a-z]+ [^ ]*|write failed \(disk full\?\)" "$dir.out" | head -1 | sed "s|$mnt/run/||")"
+  else
+    ok=0; observed+=", no disk-full error: $(grep -m1 " error " "$dir.out" | cut -c1-160)"
+  fi
+  rm -f "$mnt/filler"
+  kept "$dir" 2 >"$WORK/kept.txt"; [ "$KEPT_OK" = 1 ] || ok=0
+  row "disk full" "$1" "error, previous kept" "$observed" "$ok" "$(cat "$WORK/kept.txt")"
+}
+MOUNTS=()
+trap 'pkill -KILL -f "$WORK" 2>/dev/null; for m in "${MOUNTS[@]}"; do umount "$m"; done; rm -rf "$WORK"' EXIT
+disk_full "a checkpoint that does not fit" half
+disk_full "nothing left (metrics rows fit their chunks)" none
 
 # The eval gather: a finished run evaluated on 2 ranks, one of which stops or dies before the gather.
 BASE=$WORK/base

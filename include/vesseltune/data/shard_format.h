@@ -16,6 +16,9 @@ inline constexpr int kFormatVersion = 1;
 inline constexpr const char* kShardFormat = "vesseltune-shard";
 inline constexpr const char* kManifestFile = "manifest.json";
 inline constexpr const char* kDefaultText = "blood vessels";
+// On every image/mask/fov dataset: the content hash (io/content_hash.h) of its stored chunk, as an int64 bit pattern.
+// Optional: shards packed before it existed have none and are read as they are.
+inline constexpr const char* kChunkHashAttribute = "xxh64";
 
 // One sample as stored: the image at native resolution and its aligned masks, with where it came from.
 struct SampleRecord {

@@ -22,7 +22,7 @@ struct SynthOptions {
   int64_t count = 1220;  // the seed's data set size
   uint64_t seed = 0;
   SynthStyle style = SynthStyle::mixed;
-  int size = 512;        // square images, pixels
+  int size = 256;        // square images, pixels (the embedded default's; SAM2 at 256 sees them 1:1)
 };
 
 // Sample INDEX: image, mask, FOV, texts {"blood vessels"}, dataset "synthetic", source
