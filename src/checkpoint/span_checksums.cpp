@@ -11,20 +11,6 @@ using io::hdf5::Handle;
 constexpr const char* kGroup = "checksums";
 constexpr hsize_t kColumns = 4;
 
-std::vector<std::string> member_names(hid_t group, const std::string& where) {
-  H5G_info_t info;
-  VT_CHECK(H5Gget_info(group, &info) >= 0, where, ": cannot list optimizer/checksums");
-  std::vector<std::string> names;
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t size = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    VT_CHECK(size >= 0, where, ": cannot read the name of checksum table ", i);
-    std::string name(static_cast<size_t>(size), '\0');
-    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
-    names.push_back(name);
-  }
-  return names;
-}
-
 }  // namespace
 
 SpanChecksum span_checksum(int field, int64_t offset, const at::Tensor& values) {
@@ -57,7 +43,7 @@ std::vector<SpanChecksum> read_span_checksums(hid_t optimizer_group, const std::
   std::vector<SpanChecksum> all;
   if (H5Lexists(optimizer_group, kGroup, H5P_DEFAULT) <= 0) return all;
   Handle group(H5Gopen2(optimizer_group, kGroup, H5P_DEFAULT), H5Gclose);
-  for (const std::string& name : member_names(group.get(), where)) {
+  for (const std::string& name : io::hdf5::member_names(group.get(), where + ": optimizer/checksums")) {
     Handle dataset(H5Dopen2(group.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
     Handle space(H5Dget_space(dataset.get()), H5Sclose);
     hsize_t dims[2] = {0, 0};

@@ -14,7 +14,7 @@
 namespace vesseltune::fault {
 namespace {
 
-const char* const kPoints[] = {"step", "norm", "validation", "checkpoint-write", "eval-gather"};
+const char* const kPoints[] = {"step", "norm", "validation", "checkpoint-write", "eval-gather", "metrics-write"};
 
 const char* const kActions[] = {"stop", "kill", "term", "throw", "nan"};
 

@@ -53,6 +53,20 @@ void silence_errors() {
   std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
 }
 
+std::vector<std::string> member_names(hid_t group, const std::string& where) {
+  H5G_info_t info;
+  VT_CHECK(H5Gget_info(group, &info) >= 0, where, ": cannot list the group's members");
+  std::vector<std::string> names;
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    const ssize_t size = H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
+    VT_CHECK(size >= 0, where, ": cannot read the name of member ", i);
+    std::string name(static_cast<size_t>(size), '\0');
+    H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
+    names.push_back(name);
+  }
+  return names;
+}
+
 void write_string_attribute(hid_t object, const char* name, const std::string& value) {
   Handle type = string_type();
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);

@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "vesseltune/core/check.h"
+#include "vesseltune/core/fault_injection.h"
 #include "vesseltune/core/log.h"
 #include "vesseltune/io/content_hash.h"
 #include "vesseltune/io/hdf5.h"
@@ -74,20 +75,6 @@ void set_aside(const std::string& path, const std::string& why) {
            error.message());
   VT_LOG(warning) << "metrics file '" << path << "' is damaged (" << why << "); moved it to '" << corrupt
                   << "' and starting a new one";
-}
-
-std::vector<std::string> table_names(hid_t file, const std::string& path) {
-  H5G_info_t info;
-  VT_CHECK(H5Gget_info(file, &info) >= 0, path, ": cannot list the tables");
-  std::vector<std::string> names;
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    const ssize_t size = H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
-    VT_CHECK(size >= 0, path, ": cannot read the name of table ", i);
-    std::string name(static_cast<size_t>(size), '\0');
-    H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, name.data(), name.size() + 1, H5P_DEFAULT);
-    names.push_back(name);
-  }
-  return names;
 }
 
 Handle open_column(hid_t table, const std::string& column, const std::string& where) {
@@ -197,7 +184,7 @@ void trim_table(hid_t file, const std::string& name, int64_t resume_step, const 
 std::string trim_tables(hid_t file, int64_t resume_step, const std::string& path) {
   check_format(file, path);
   try {
-    for (const std::string& name : table_names(file, path)) trim_table(file, name, resume_step, path);
+    for (const std::string& name : hdf5::member_names(file, path)) trim_table(file, name, resume_step, path);
   } catch (const Error& damage) {
     return damage.what();
   }
@@ -278,6 +265,7 @@ MetricsFile::MetricsFile(std::string path, int64_t resume_step) : path_(std::mov
 
 void MetricsFile::append(const std::string& table_name, const std::vector<std::pair<std::string, double>>& row) {
   const std::string where = path_ + ": table '" + table_name + "'";
+  fault::point("metrics-write", 0);  // only rank 0 writes the metrics file
   check_name(table_name, "table", where);
   const std::vector<std::string> names = row_names(row, where);
   Handle file = open_file(path_, H5F_ACC_RDWR);
@@ -314,7 +302,7 @@ std::map<std::string, MetricsTable> read_metrics(const std::string& path) {
   VT_CHECK(file.valid(), "'", path, "' is not an HDF5 file (or is damaged)");
   check_format(file.get(), path);
   std::map<std::string, MetricsTable> tables;
-  for (const std::string& name : table_names(file.get(), path)) {
+  for (const std::string& name : hdf5::member_names(file.get(), path)) {
     const std::string where = path + ": table '" + name + "'";
     Handle table(H5Gopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Gclose);
     VT_CHECK(table.valid(), where, " is not a group");

@@ -9,6 +9,7 @@
 
 #include "vesseltune/core/check.h"
 #include "vesseltune/checkpoint/optimizer_checkpoint.h"
+#include "error_message.h"
 #include "hdf5_damage.h"
 #include "zero_test_model.h"
 
@@ -115,19 +116,7 @@ TEST(OptimizerCheckpointFile, CorruptionIsDetectedByTheChecksum) {
   const std::string path = write_one_step_checkpoint(world, *comm, config, "corrupt.h5");
   if (world.rank == 0) {
     // Flip 16 bytes inside the stored chunk of optimizer/exp_avg_sq (the whole tiny state is one chunk).
-    haddr_t address = 0;
-    hsize_t bytes = 0;
-    {
-      const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-      const hid_t dataset = H5Dopen2(file, "optimizer/exp_avg_sq", H5P_DEFAULT);
-      const hid_t space = H5Dget_space(dataset);
-      hsize_t origin[1];
-      unsigned filters = 0;
-      EXPECT_GE(H5Dget_chunk_info(dataset, space, 0, origin, &filters, &address, &bytes), 0);
-      H5Sclose(space);
-      H5Dclose(dataset);
-      H5Fclose(file);
-    }
+    const auto [address, bytes] = first_chunk(path, "optimizer/exp_avg_sq");
     EXPECT_GT(bytes, 40u);  // no ASSERT here: the other ranks wait in a collective
     std::fstream file(path, std::ios::in | std::ios::out | std::ios::binary);
     std::vector<char> data(16);
@@ -161,31 +150,21 @@ TEST(OptimizerCheckpointFile, NonFiniteValuesThatTheChecksumPassesAreRefusedByTe
   const TensorSlot& last = again.layout().slots().back();  // canonical order: registration order
   if (world.rank == 0) {
     for (const char* field : {"optimizer/exp_avg", "optimizer/master"}) {
-      EXPECT_TRUE(overwrite_float(path, field, static_cast<hsize_t>(last.canonical_offset + 1),
+      EXPECT_TRUE(overwrite_value<float>(path, field, static_cast<hsize_t>(last.canonical_offset + 1),
                                   std::numeric_limits<float>::quiet_NaN()));
     }
   }
   MPI_Barrier(world.comm);
-  try {
-    checkpoint::read_optimizer_state(path, again);
-    FAIL() << "no error";
-  } catch (const Error& error) {
-    // The rank that holds the element names it; a rank whose share of the content hashes covers it names the
-    // tensor too; the others name the rank that failed.
-    const std::string text = error.what();
-    EXPECT_TRUE(text.find("non-finite value nan in tensor '" + last.name + "' (element 1") != std::string::npos ||
-                text.find("(tensor '" + last.name + "') do not match the content hash") != std::string::npos ||
-                text.find("could not be read on") != std::string::npos)
-        << text;
-  }
-  try {
-    checkpoint::load_trained_weights(path, *other);
-    FAIL() << "no error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("trained tensor '" + last.name + "' holds 1 non-finite value(s)"),
-              std::string::npos)
-        << error.what();
-  }
+  // The rank that holds the element names it; a rank whose share of the content hashes covers it names the tensor
+  // too; the others name the rank that failed.
+  const std::string reading = error_message([&] { checkpoint::read_optimizer_state(path, again); });
+  EXPECT_TRUE(reading.find("non-finite value nan in tensor '" + last.name + "' (element 1") != std::string::npos ||
+              reading.find("(tensor '" + last.name + "') do not match the content hash") != std::string::npos ||
+              reading.find("could not be read on") != std::string::npos)
+      << reading;
+  const std::string loading = error_message([&] { checkpoint::load_trained_weights(path, *other); });
+  EXPECT_NE(loading.find("trained tensor '" + last.name + "' holds 1 non-finite value(s)"), std::string::npos)
+      << loading;
   MPI_Barrier(world.comm);
   if (world.rank == 0) remove_checkpoint(path);
 }
@@ -201,26 +180,12 @@ TEST(OptimizerCheckpointFile, AFiniteChangeThatFletcherPassesFailsTheContentHash
   ZeroOptimizer again(trainable_parameters(*other), default_param_groups(config), config, *comm);
   const TensorSlot& last = again.layout().slots().back();
   if (world.rank == 0) {
-    EXPECT_TRUE(overwrite_float(path, "optimizer/master", static_cast<hsize_t>(last.canonical_offset + 1), 0.25f));
+    EXPECT_TRUE(overwrite_value<float>(path, "optimizer/master", static_cast<hsize_t>(last.canonical_offset + 1), 0.25f));
   }
   MPI_Barrier(world.comm);
-  try {
-    checkpoint::read_optimizer_state(path, again);
-    FAIL() << "no error";
-  } catch (const checkpoint::UnreadableCheckpoint& error) {
-    const std::string text = error.what();
-    EXPECT_TRUE(text.find("optimizer/master: elements [") != std::string::npos ||
-                text.find("could not be read on") != std::string::npos)
-        << text;
-  }
-  try {
-    checkpoint::load_trained_weights(path, *other);
-    FAIL() << "no error";
-  } catch (const Error& error) {
-    EXPECT_NE(std::string(error.what()).find("(tensor '" + last.name + "') do not match the content hash"),
-              std::string::npos)
-        << error.what();
-  }
+  EXPECT_THROW(checkpoint::read_optimizer_state(path, again), checkpoint::UnreadableCheckpoint);
+  const std::string loading = error_message([&] { checkpoint::load_trained_weights(path, *other); });
+  EXPECT_NE(loading.find("(tensor '" + last.name + "') do not match the content hash"), std::string::npos) << loading;
   MPI_Barrier(world.comm);
   if (world.rank == 0) remove_checkpoint(path);
 }

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "hdf5_damage.h"
 #include "image_files.h"
 #include "vesseltune/core/remove_tree.h"
 #include "vesseltune/core/check.h"
@@ -476,19 +477,7 @@ TEST_F(ReaderValidationTest, ChecksumMismatchIsRefused) {
 // the chunk's content hash refuses it when the sample is read.
 TEST_F(ReaderValidationTest, AChangedChunkFailsItsContentHashWhenRead) {
   const std::string key = manifest()["shards"][1]["samples"][0]["key"];
-  haddr_t address = 0;
-  hsize_t bytes = 0;
-  {
-    hid_t file = H5Fopen(shard().c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    hid_t dataset = H5Dopen2(file, ("samples/" + key + "/image").c_str(), H5P_DEFAULT);
-    hid_t space = H5Dget_space(dataset);
-    hsize_t origin[3];
-    unsigned filters = 0;
-    EXPECT_GE(H5Dget_chunk_info(dataset, space, 0, origin, &filters, &address, &bytes), 0);
-    H5Sclose(space);
-    H5Dclose(dataset);
-    H5Fclose(file);
-  }
+  const auto [address, bytes] = testing_support::first_chunk(shard().string(), "samples/" + key + "/image");
   ASSERT_GT(bytes, 100u);
   std::fstream file(shard(), std::ios::in | std::ios::out | std::ios::binary);
   file.seekg(static_cast<std::streamoff>(address + bytes / 2));

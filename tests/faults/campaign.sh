@@ -46,13 +46,18 @@ run() {
 train() {  # train WORK_DIR [options...]
   local dir=$1; shift
   # shellcheck disable=SC2046  # train_args prints one argument per word (no spaces in these paths)
-  run "$dir.out" "${MPIRUN[@]}" -np 2 "$BIN/vesseltune-train" $(train_args "$dir" "$@")
+  run "${OUT_FILE:-$dir.out}" "${MPIRUN[@]}" -np 2 "$BIN/vesseltune-train" $(train_args "$dir" "$@")
 }
 left_behind() { sleep 1; pgrep -f "vesseltune-.*$WORK" >/dev/null && echo "processes left" || true; }
 
 # What a fault must not cost: the newest complete checkpoint (step STEP) resumes, and metrics.h5 has every train step
 # up to it. Prints a summary; sets KEPT_OK.
-kept() {  # kept WORK_DIR STEP
+kept() {  # kept WORK_DIR STEP (the row's STATUS and SECONDS_TO_EXIT are left as they were)
+  local status=$STATUS seconds=$SECONDS_TO_EXIT
+  kept_resume "$1" "$2"
+  STATUS=$status SECONDS_TO_EXIT=$seconds
+}
+kept_resume() {
   local dir=$1 step=$2 name
   name=$(printf "step_%08d.h5" "$step")
   KEPT_OK=0
@@ -202,14 +207,15 @@ disk_full() {  # disk_full WHERE FREE(half|none)
   size=$(stat -c %s "$dir/checkpoints/step_00000002.h5")
   left=$([ "$2" = half ] && echo $((size / 2)) || echo 0)
   fallocate -l $(($(df -B1 --output=avail "$mnt" | tail -1) - left)) "$mnt/filler"
-  train "$dir" --resume auto --set train.max_steps=4
-  LAST_OUT=$dir.out
+  # Its output outside the full file system, where it can be written.
+  OUT_FILE=$WORK/full_$2.out train "$dir" --resume auto --set train.max_steps=4
+  LAST_OUT=$WORK/full_$2.out
   local ok=1 observed="exit $STATUS"
   [ "$STATUS" -ne 0 ] && [ "$STATUS" -ne 124 ] || ok=0
-  if grep -qiE "disk full|No space left" "$dir.out"; then
-    observed+=": $(grep -m1 -oiE "cannot [a-z]+ [a-z]+ [^ ]*|write failed \(disk full\?\)" "$dir.out" | head -1 | sed "s|$mnt/run/||")"
+  if grep -qiE "disk full|No space left" "$LAST_OUT"; then
+    observed+=": $(grep -m1 -oiE "cannot [a-z]+ [a-z]+ [^ ]*|write failed \(disk full\?\)" "$LAST_OUT" | head -1 | sed "s|$mnt/run/||")"
   else
-    ok=0; observed+=", no disk-full error: $(grep -m1 " error " "$dir.out" | cut -c1-160)"
+    ok=0; observed+=", no disk-full error"
   fi
   rm -f "$mnt/filler"
   kept "$dir" 2 >"$WORK/kept.txt"; [ "$KEPT_OK" = 1 ] || ok=0
@@ -219,6 +225,16 @@ MOUNTS=()
 trap 'pkill -KILL -f "$WORK" 2>/dev/null; for m in "${MOUNTS[@]}"; do umount "$m"; done; rm -rf "$WORK"' EXIT
 disk_full "a checkpoint that does not fit" half
 disk_full "nothing left (metrics rows fit their chunks)" none
+
+# A failed metrics write (injected: the 6th row, step 4's, before its checkpoint): the run ends naming it; the
+# checkpoint of step 2 and the rows before stay.
+DIR=$WORK/metrics_write
+VESSELTUNE_FAULT="metrics-write:0:throw:5" train "$DIR" --set train.max_steps=8
+LAST_OUT=$DIR.out
+ok=1; [ "$STATUS" -ne 0 ] && [ "$STATUS" -ne 124 ] || ok=0
+grep -q "an injected error at metrics-write" "$DIR.out" || ok=0
+kept "$DIR" 2 >"$WORK/kept.txt"; [ "$KEPT_OK" = 1 ] || ok=0
+row "metrics write fails" "rank 0, 6th row" "error, previous kept" "exit $STATUS" "$ok" "$(cat "$WORK/kept.txt")"
 
 # The eval gather: a finished run evaluated on 2 ranks, one of which stops or dies before the gather.
 BASE=$WORK/base

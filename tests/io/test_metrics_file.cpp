@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "error_message.h"
+#include "hdf5_damage.h"
 #include "vesseltune/core/check.h"
 #include "vesseltune/core/remove_tree.h"
 #include "vesseltune/io/metrics_file.h"
@@ -132,27 +133,12 @@ TEST_F(Metrics, SetsAsideAFileThatIsNotHdf5) {
   EXPECT_EQ(read_metrics(path_).at("train").values, (Rows{{1, 2}, {10, 20}}));
 }
 
-// Element ROW of column COLUMN becomes VALUE, written through HDF5 (as damage in memory before a write would be).
-void overwrite_double(const std::string& path, const char* column, hsize_t row, double value) {
-  const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
-  const hid_t dataset = H5Dopen2(file, column, H5P_DEFAULT);
-  const hid_t space = H5Dget_space(dataset);
-  const hsize_t count = 1;
-  H5Sselect_hyperslab(space, H5S_SELECT_SET, &row, nullptr, &count, nullptr);
-  const hid_t memory = H5Screate_simple(1, &count, nullptr);
-  EXPECT_GE(H5Dwrite(dataset, H5T_NATIVE_DOUBLE, memory, space, H5P_DEFAULT, &value), 0);
-  H5Sclose(memory);
-  H5Sclose(space);
-  H5Dclose(dataset);
-  H5Fclose(file);
-}
-
 TEST_F(Metrics, AChangedValueFailsItsRowChecksumAndIsSetAsideOnResume) {
   {
     MetricsFile file(path_, -1);
     append_train(file, 1, 3);
   }
-  overwrite_double(path_, "train/loss", 1, 21.0);  // step 2's loss was 20
+  EXPECT_TRUE(testing_support::overwrite_value<double>(path_, "train/loss", 1, 21.0));  // step 2's loss was 20
   const std::string reading = testing_support::error_message([&] { read_metrics(path_); });
   EXPECT_NE(reading.find("table 'train': row 1 (step 2) does not match its content hash"), std::string::npos)
       << reading;

@@ -28,7 +28,7 @@ down() {
 write_conf() {
   local host cpus memory
   host=$(hostname -s)
-  cpus=$(nproc)
+  cpus=$(nproc --all)  # not nproc: it follows OMP_NUM_THREADS, which the tests set to 1
   memory=$(($(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024))
   cat >"$STATE/slurm.conf" <<CONF
 ClusterName=vesseltune-test

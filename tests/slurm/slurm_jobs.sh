@@ -24,7 +24,12 @@ cleanup() {
 trap cleanup EXIT
 eval "$(bash "$SRC/tests/slurm/cluster.sh" up "$STATE")" || { echo "FAIL: the cluster did not start"; exit 1; }
 PYTHON=/usr/bin/python3
-fail() { echo "FAIL: $*"; for f in "$WORK"/logs/*.out; do echo "== $f"; tail -15 "$f"; done; exit 1; }
+fail() {
+  echo "FAIL: $*"
+  for f in "$WORK"/logs/*.out; do echo "== $f"; tail -15 "$f"; done
+  squeue; sinfo; tail -5 "$STATE/slurmctld.log" "$STATE/slurmd.log"
+  exit 1
+}
 
 "$BIN/vesseltune-pack" synth "$WORK/data" --count 40 --size 64 >/dev/null || fail "packing"
 submit() {  # submit NAME [sbatch options...]: prints the job id (STEPS optimizer steps, 12 by default)

@@ -251,7 +251,7 @@ TEST_F(TrainerTest, EveryCheckpointDamagedStopsResumeAutoUnlessARestartIsAllowed
   if (world().rank == 0) {
     // step 3: cut short; step 6: a NaN in its last field, found after the other fields were read into the optimizer.
     std::ofstream(dir / "checkpoints" / names[0], std::ios::trunc) << "HDF";
-    EXPECT_TRUE(testing_support::overwrite_float((dir / "checkpoints" / names[1]).string(), "optimizer/exp_avg_sq", 0,
+    EXPECT_TRUE(testing_support::overwrite_value<float>((dir / "checkpoints" / names[1]).string(), "optimizer/exp_avg_sq", 0,
                                                  std::numeric_limits<float>::quiet_NaN()));
   }
   MPI_Barrier(MPI_COMM_WORLD);

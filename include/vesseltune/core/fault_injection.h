@@ -11,6 +11,7 @@
 //   validation        after each validation batch
 //   checkpoint-write  while this rank writes its optimizer state into a checkpoint
 //   eval-gather       before vesseltune-eval gathers the ranks' metrics
+//   metrics-write     before a row is appended to the metrics file (rank 0): throw = a failed write
 
 namespace vesseltune::fault {
 

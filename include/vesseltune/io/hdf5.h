@@ -50,6 +50,9 @@ void write_string_attribute(hid_t object, const char* name, const std::string& v
 void write_string_list_attribute(hid_t object, const char* name, const std::vector<std::string>& values);
 void write_int_attribute(hid_t object, const char* name, const std::vector<int64_t>& values);
 
+// The names of GROUP's members (links), in name order; errors name WHERE.
+std::vector<std::string> member_names(hid_t group, const std::string& where);
+
 // Readers return false when the attribute is missing or not of the expected kind.
 bool read_string_attribute(hid_t object, const char* name, std::string& value);
 bool read_string_list_attribute(hid_t object, const char* name, std::vector<std::string>& values);
