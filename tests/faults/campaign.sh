@@ -28,6 +28,8 @@ train_args() {  # train_args WORK_DIR [options...]: the arguments of one rank
     --set train.save_steps=2 --set train.val_interval=3 --set runtime.collective_timeout_s=$TIMEOUT "$@"
 }
 
+since() { awk -v now="$(date +%s.%N)" -v then="$1" 'BEGIN { printf "%.1f", now - then }'; }  # seconds since $1
+
 # run OUT_FILE COMMAND...: runs it (2 minutes at most); sets STATUS and SECONDS_TO_EXIT, counted from the injected
 # fault's log line when there is one, else from the start.
 run() {
@@ -41,7 +43,7 @@ run() {
     sleep 0.1
   done
   wait "$job"; STATUS=$?
-  SECONDS_TO_EXIT=$(echo "$(date +%s.%N) - ${fault_at:-$start}" | bc | xargs printf "%.1f")
+  SECONDS_TO_EXIT=$(since "${fault_at:-$start}")
 }
 train() {  # train WORK_DIR [options...]
   local dir=$1; shift
@@ -91,7 +93,7 @@ ends_the_job() {  # ends_the_job ACTION POINT SKIP OPERATION KEEP
   local observed="exit $STATUS" ok=1 limit=$((TIMEOUT + 10))
   [ "$STATUS" -ne 0 ] && [ "$STATUS" -ne 124 ] || ok=0
   grep -q "VESSELTUNE_FAULT: $action at $point" "$dir.out" || { ok=0; observed+=", fault never reached"; }
-  [ "$(echo "$SECONDS_TO_EXIT <= $limit" | bc)" = 1 ] || { ok=0; observed+=", slower than $limit s"; }
+  awk -v s="$SECONDS_TO_EXIT" -v l="$limit" 'BEGIN { exit !(s <= l) }' || { ok=0; observed+=", slower than $limit s"; }
   if [ "$action" = stop ]; then
     if grep -qE "collective timed out after $TIMEOUT s: $operation" "$dir.out"; then
       observed+=", timed out in '$(grep -oE "collective timed out after $TIMEOUT s: [^,]*" "$dir.out" | head -1 | cut -d: -f2- | xargs)'"
@@ -180,7 +182,7 @@ EOF
 poke "$DATA/train-00000.h5" "$OFFSET" $((BYTE ^ 16))
 START=$(date +%s.%N)
 wait "$JOB"; STATUS=$?
-SECONDS_TO_EXIT=$(echo "$(date +%s.%N) - $START" | bc | xargs printf "%.1f")
+SECONDS_TO_EXIT=$(since "$START")
 LAST_OUT=$DIR.out
 ok=1; [ "$STATUS" -ne 0 ] && [ "$STATUS" -ne 124 ] || ok=0
 grep -q "train-00000.h5 sample .*dataset 'image' does not match the content hash" "$DIR.out" || ok=0
