@@ -26,7 +26,10 @@ std::string pnm_shortfall(const std::vector<uint8_t>& bytes) {
         ++at;
       }
     }
-    while (at < bytes.size() && std::isdigit(bytes[at])) field = field * 10 + (bytes[at++] - '0');
+    while (at < bytes.size() && std::isdigit(bytes[at])) {
+      field = field * 10 + (bytes[at++] - '0');
+      if (field > (int64_t{1} << 24)) return "a PNM header value beyond 2^24";  // and no overflow below
+    }
   }
   ++at;  // the single whitespace before the pixels
   const int64_t sample_bytes = fields[2] > 255 ? 2 : 1, channels = bytes[1] == '6' ? 3 : 1;
@@ -60,10 +63,10 @@ std::string jpeg_huffman_damage(const std::vector<uint8_t>& bytes) {
     const uint8_t marker = bytes[at + 1];
     if (marker == 0xD9) return "";  // end of image
     const size_t length = static_cast<size_t>(bytes[at + 2]) << 8 | bytes[at + 3];
-    const size_t end = std::min(bytes.size(), at + 2 + length);
-    for (size_t table = at + 4; marker == 0xC4 && table + 17 <= end;) {
+    // stb reads each table the segment's length announces, past the segment and the file too (as zeros).
+    for (size_t table = at + 4; marker == 0xC4 && table < at + 2 + length;) {
       size_t codes = 0;
-      for (size_t i = 1; i <= 16; ++i) codes += bytes[table + i];
+      for (size_t i = 1; i <= 16 && table + i < bytes.size(); ++i) codes += bytes[table + i];
       if (codes > 256) return "a damaged JPEG Huffman table (" + std::to_string(codes) + " codes, at most 256)";
       table += 17 + codes;
     }
