@@ -53,6 +53,16 @@ at::Tensor transfer(hid_t dataset, int64_t offset, at::Tensor values, bool write
   return host;
 }
 
+// The elements a checksum RECORD covers, read back from its field's dataset.
+at::Tensor read_span(hid_t group, const SpanChecksum& record, const std::string& path) {
+  VT_CHECK(record.field < 3, path, ": optimizer/checksums names field ", record.field);
+  Handle dataset(H5Dopen2(group, kFields[record.field], H5P_DEFAULT), H5Dclose);
+  at::Tensor values = at::empty({static_cast<int64_t>(record.numel)}, at::kFloat);
+  transfer(dataset.get(), static_cast<int64_t>(record.offset), values, false,
+           path + ": optimizer/" + kFields[record.field]);
+  return values;
+}
+
 // The trainable tensor that holds canonical element ELEMENT, and the element's index in it.
 std::pair<std::string, int64_t> tensor_at(const optim::FlatLayout& layout, int64_t element) {
   for (const auto& slot : layout.slots()) {
@@ -114,9 +124,7 @@ void verify_share_of_checksums(hid_t group, const optim::ZeroOptimizer& optimize
   }
   for (size_t i = static_cast<size_t>(comm.rank()); i < records.size(); i += static_cast<size_t>(comm.size())) {
     const SpanChecksum& record = records[i];
-    VT_CHECK(record.field < 3, path, ": optimizer/checksums names field ", record.field);
-    Handle dataset(H5Dopen2(group, kFields[record.field], H5P_DEFAULT), H5Dclose);
-    verify_span(dataset.get(), record, kFields[record.field],
+    verify_span(record, read_span(group, record, path), kFields[record.field],
                 tensor_at(optimizer.layout(), static_cast<int64_t>(record.offset)).first, path);
   }
 }
@@ -258,7 +266,9 @@ std::vector<std::string> load_trained_weights(const std::string& path, torch::nn
              item.key(), "' of this model is not in the checkpoint (another model preset, LoRA or trainable setting?)");
   }
   for (const SpanChecksum& record : read_span_checksums(group.get(), path)) {
-    if (record.field == 0) verify_span(master.get(), record, "master", tensor_named_at(tensors, record.offset), path);
+    if (record.field == 0) {
+      verify_span(record, read_span(group.get(), record, path), "master", tensor_named_at(tensors, record.offset), path);
+    }
   }
   return loaded;
 }

@@ -34,9 +34,9 @@ void write_span_checksums(hid_t optimizer_group, int writer, const std::vector<S
 // Every writer's records; empty for a checkpoint written before checksums existed.
 std::vector<SpanChecksum> read_span_checksums(hid_t optimizer_group, const std::string& where);
 
-// Re-reads the span of RECORD from DATASET (the record's field) and throws, naming the file, the field and
-// TENSOR (the one the span belongs to), when its content hash differs.
-void verify_span(hid_t dataset, const SpanChecksum& record, const std::string& field_name,
+// Throws, naming the file, the field and TENSOR (the one the span belongs to), when VALUES (the span of RECORD as
+// read back, fp32 contiguous on the host) differ from its content hash.
+void verify_span(const SpanChecksum& record, const at::Tensor& values, const std::string& field_name,
                  const std::string& tensor, const std::string& where);
 
 }  // namespace vesseltune::checkpoint
